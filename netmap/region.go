@@ -309,3 +309,16 @@ func (r *Region) NewIf(c IfConfig) (*If, error) {
 func errorf(format string, args ...any) error {
 	return fmt.Errorf("netmap: "+format, args...)
 }
+
+// MapRegion views a region laid out elsewhere (by a host, for a guest that
+// maps it) without an allocator: it can resolve buffers, not hand them out.
+func MapRegion(mem []byte, info PoolsInfo) (*Region, error) {
+	if uint64(len(mem)) < info.MemSize {
+		return nil, errorf("mapped region of %d bytes is smaller than its layout (%d bytes)", len(mem), info.MemSize)
+	}
+	end := info.BufPoolOffset + uint64(info.BufPoolObjTotal)*uint64(info.BufPoolObjSize)
+	if info.BufPoolObjSize == 0 || info.BufPoolObjTotal <= reservedBufs || end > info.MemSize || end < info.BufPoolOffset {
+		return nil, errorf("buffer pool (%d x %d at %d) does not fit the %d-byte region", info.BufPoolObjTotal, info.BufPoolObjSize, info.BufPoolOffset, info.MemSize)
+	}
+	return &Region{mem: mem[:info.MemSize], info: info}, nil
+}

@@ -4,6 +4,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -33,14 +34,23 @@ func (e *Event) Files(name string) (r, w *os.File) {
 	return os.NewFile(uintptr(e.r), name+"-r"), os.NewFile(uintptr(e.w), name+"-w")
 }
 
-// Drain consumes pending signals.
-func (e *Event) Drain() {
+// Drain consumes pending signals and returns how many were coalesced
+// (an eventfd counts them; a pipe counts the bytes written).
+func (e *Event) Drain() uint64 {
 	var buf [64]byte
+	if !e.isPipe() {
+		if n, err := unix.Read(e.r, buf[:8]); n == 8 && err == nil {
+			return binary.NativeEndian.Uint64(buf[:8])
+		}
+		return 0
+	}
+	var total uint64
 	for {
 		n, err := unix.Read(e.r, buf[:])
-		if n <= 0 || err != nil || !e.isPipe() {
-			return
+		if n <= 0 || err != nil {
+			return total
 		}
+		total += uint64(n)
 	}
 }
 
