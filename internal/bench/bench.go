@@ -1,0 +1,172 @@
+// Package bench measures the ptnetmap data path the way DESIGN.md §4 asks:
+// the guest side runs in a separate process mapping the same region, the
+// helper runs the host sync loop against a backend, 64-byte frames, and
+// every figure is a ratio against a reference measured in the same run
+// between the same two processes: a plain SPSC ring of buffer indexes in
+// shared memory, the limit for any shared ring on the machine.
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Options configure a benchmark.
+type Options struct {
+	Backend string        // "pipe"
+	Frames  uint64        // frames per run and direction
+	Runs    int           // runs; figures are medians
+	Slots   uint32        // ring size
+	Burst   int           // frames the guest queues per sync
+	Spin    time.Duration // host loop spin before sleeping
+	Idle    time.Duration // idle window measured after traffic
+	// GuestCPU and HelperCPU pin the two sides (-1: no pinning).
+	GuestCPU, HelperCPU int
+	// Progress, if set, gets a line per run.
+	Progress io.Writer
+}
+
+// RunResult is one run's figures.
+type RunResult struct {
+	Mpps                float64 `json:"mpps"`
+	ReferenceMpps       float64 `json:"reference_mpps"`
+	Ratio               float64 `json:"ratio"`
+	HelperCPUPct        float64 `json:"helper_cpu_pct"`
+	GuestCPUPct         float64 `json:"guest_cpu_pct"`
+	HelperIdleCPUPct    float64 `json:"helper_idle_cpu_pct"`
+	KicksPerPacket      float64 `json:"kicks_per_packet"`
+	InterruptsPerPacket float64 `json:"interrupts_per_packet"`
+	GuestKicks          uint64  `json:"guest_kicks"`
+}
+
+// Summary is the medians over the runs and the runs themselves.
+type Summary struct {
+	Backend string `json:"backend"`
+	Frames  uint64 `json:"frames"`
+	Slots   uint32 `json:"slots"`
+	RunResult
+	Runs []RunResult `json:"runs"`
+}
+
+// Run benchmarks opts.Backend.
+func Run(o Options) (Summary, error) {
+	if o.Backend != "pipe" {
+		return Summary{}, fmt.Errorf("bench: backend %q is not supported here; use pipe", o.Backend)
+	}
+	if o.Runs < 1 {
+		o.Runs = 1
+	}
+	s := Summary{Backend: o.Backend, Frames: o.Frames, Slots: o.Slots}
+	for i := range o.Runs {
+		ref, err := reference(o.Frames, o.Slots, o.HelperCPU, o.GuestCPU)
+		if err != nil {
+			return s, err
+		}
+		r, err := pathRun(o)
+		if err != nil {
+			return s, err
+		}
+		r.ReferenceMpps = ref / 1e6
+		r.Ratio = r.Mpps / r.ReferenceMpps
+		s.Runs = append(s.Runs, r)
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "run %d/%d: %s %.2f Mpps, reference %.2f Mpps, ratio %.2f, helper CPU %.0f%% busy %.2f%% idle, %.4f kicks and %.4f interrupts per packet\n",
+				i+1, o.Runs, o.Backend, r.Mpps, r.ReferenceMpps, r.Ratio, r.HelperCPUPct, r.HelperIdleCPUPct, r.KicksPerPacket, r.InterruptsPerPacket)
+		}
+	}
+	med := func(f func(RunResult) float64) float64 {
+		v := make([]float64, len(s.Runs))
+		for i, r := range s.Runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if n := len(v); n%2 == 1 {
+			return v[n/2]
+		} else {
+			return (v[n/2-1] + v[n/2]) / 2
+		}
+	}
+	s.Mpps = med(func(r RunResult) float64 { return r.Mpps })
+	s.ReferenceMpps = med(func(r RunResult) float64 { return r.ReferenceMpps })
+	s.Ratio = med(func(r RunResult) float64 { return r.Ratio })
+	s.HelperCPUPct = med(func(r RunResult) float64 { return r.HelperCPUPct })
+	s.GuestCPUPct = med(func(r RunResult) float64 { return r.GuestCPUPct })
+	s.HelperIdleCPUPct = med(func(r RunResult) float64 { return r.HelperIdleCPUPct })
+	s.KicksPerPacket = med(func(r RunResult) float64 { return r.KicksPerPacket })
+	s.InterruptsPerPacket = med(func(r RunResult) float64 { return r.InterruptsPerPacket })
+	return s, nil
+}
+
+// pathRun measures frames from guest device 0 through the host loop and
+// the pipe to guest device 1, then the helper's CPU while the guest idles.
+func pathRun(o Options) (RunResult, error) {
+	r, err := newRig(rigConfig{Slots: o.Slots, Spin: o.Spin, HelperCPU: o.HelperCPU})
+	if err != nil {
+		return RunResult{}, err
+	}
+	defer r.close()
+	cfg := r.cfg
+	cfg.Frames, cfg.Burst, cfg.CPU = o.Frames, o.Burst, o.GuestCPU
+	c, err := spawn("guest", cfg, r.files)
+	if err != nil {
+		return RunResult{}, err
+	}
+	defer c.wait()
+	var ready map[string]bool
+	if err := c.recv(&ready); err != nil {
+		return RunResult{}, err
+	}
+	cpu0 := processCPU()
+	if err := c.send(map[string]bool{"go": true}); err != nil {
+		return RunResult{}, err
+	}
+	var g guestResult
+	if err := c.recv(&g); err != nil {
+		return RunResult{}, err
+	}
+	busy := processCPU() - cpu0
+	if g.BadFrame != "" {
+		return RunResult{}, fmt.Errorf("bench: guest received a bad frame: %s", g.BadFrame)
+	}
+	if g.Frames != o.Frames {
+		return RunResult{}, fmt.Errorf("bench: guest received %d of %d frames", g.Frames, o.Frames)
+	}
+	// Let the loop finish spinning, then measure it idle.
+	time.Sleep(o.Spin + 50*time.Millisecond)
+	cpu1 := processCPU()
+	time.Sleep(o.Idle)
+	idle := processCPU() - cpu1
+	st := r.stats()
+	if err := c.wait(); err != nil {
+		return RunResult{}, fmt.Errorf("bench: guest child: %w", err)
+	}
+	var kicks, irqs uint64
+	for _, d := range st {
+		for _, rs := range d {
+			kicks += rs.Kicks
+			irqs += rs.Interrupts
+		}
+	}
+	secs := g.Elapsed.Seconds()
+	return RunResult{
+		Mpps:                float64(g.Frames) / secs / 1e6,
+		HelperCPUPct:        100 * busy.Seconds() / secs,
+		GuestCPUPct:         100 * c.cpuTime().Seconds() / secs,
+		HelperIdleCPUPct:    100 * idle.Seconds() / o.Idle.Seconds(),
+		KicksPerPacket:      float64(kicks) / float64(g.Frames),
+		InterruptsPerPacket: float64(irqs) / float64(g.Frames),
+		GuestKicks:          g.Kicks,
+	}, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

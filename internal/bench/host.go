@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/shm"
+	"github.com/ptbhyve/ptbhyve/netmap/pipe"
+	"github.com/ptbhyve/ptbhyve/ptnetmap"
+	"golang.org/x/sys/unix"
+)
+
+// A rig is the host half of the benchmark: two ptnet devices on the two
+// ends of a pipe, one host sync loop serving both, and guest RAM holding
+// the CSBs. The guest half runs in a child process that maps the same
+// region and RAM.
+type rig struct {
+	ends   [2]*pipe.Endpoint
+	ram    *shm.Mem
+	loop   *ptnetmap.Loop
+	devs   [2]*ptnetmap.Ptnet
+	memdev *ptnetmap.Memdev
+	events []*event.Event
+
+	cfg   guestConfig
+	files []*os.File
+}
+
+// ramSize holds the CSBs of both devices, two pages each from 8 KiB up
+// (guest-physical 0 means "no CSB").
+const ramSize = 3 * 8192
+
+type guestRAM []byte
+
+func (r guestRAM) Slice(gpa, size uint64) ([]byte, error) {
+	if gpa > uint64(len(r)) || size > uint64(len(r))-gpa {
+		return nil, fmt.Errorf("gpa %#x+%d is outside guest RAM", gpa, size)
+	}
+	return r[gpa : gpa+size], nil
+}
+
+type irqEvents []*event.Event
+
+func (q irqEvents) Interrupt(v int) { q[v].Signal() }
+
+// rigConfig sizes a rig.
+type rigConfig struct {
+	Slots     uint32
+	Spin      time.Duration
+	HelperCPU int
+}
+
+var rigSeq int
+
+func newRig(c rigConfig) (r *rig, err error) {
+	r = &rig{}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	rigSeq++
+	key := fmt.Sprintf("bench-%d-%d", os.Getpid(), rigSeq)
+	for i, master := range []bool{true, false} {
+		if r.ends[i], err = pipe.Open(key, master, pipe.Config{Slots: c.Slots}); err != nil {
+			return r, err
+		}
+	}
+	if r.ram, err = shm.New("guest-ram", ramSize); err != nil {
+		return r, err
+	}
+	if r.loop, err = ptnetmap.NewLoop(ptnetmap.LoopConfig{Spin: c.Spin, CPU: c.HelperCPU}); err != nil {
+		return r, err
+	}
+	r.loop.Start()
+	region := r.ends[0].Region()
+	r.memdev = ptnetmap.NewMemdev(region.Info())
+	r.cfg.RAMSize = ramSize
+	r.addFile(r.ends[0].MemFd(), "region")
+	r.addFile(r.ram.Fd(), "ram")
+	for i, p := range r.ends {
+		n := len(p.TxRings()) + len(p.RxRings())
+		kicks, irqs := r.newEvents(n), r.newEvents(n)
+		if kicks == nil || irqs == nil {
+			return r, fmt.Errorf("bench: eventfds: out of descriptors?")
+		}
+		r.devs[i], err = ptnetmap.NewPtnet(ptnetmap.PtnetConfig{Port: p, MAC: [6]byte{0x02, 0x70, 0x74, 0, 0, byte(i)},
+			Mem: guestRAM(r.ram.Bytes()), Irq: irqEvents(irqs), Kicks: kicks, Loop: r.loop})
+		if err != nil {
+			return r, err
+		}
+		// What the guest driver does at attach, done here on its behalf:
+		// the child learns the results from its configuration.
+		info, err := ptnetmap.Probe(r.devs[i], r.memdev)
+		if err != nil {
+			return r, err
+		}
+		d := guestDev{Info: info, Atok: uint64(i+1) * 8192, Ktoa: uint64(i+1)*8192 + 4096}
+		if err := ptnetmap.Create(r.devs[i], d.Atok, d.Ktoa); err != nil {
+			return r, err
+		}
+		for _, e := range kicks {
+			d.Kicks = append(d.Kicks, r.addFile(e.WriteFd(), "kick"))
+		}
+		for _, e := range irqs {
+			d.Irqs = append(d.Irqs, r.addFile(e.Fd(), "irq"))
+		}
+		r.cfg.Devices = append(r.cfg.Devices, d)
+	}
+	r.cfg.Pools = region.Info()
+	return r, nil
+}
+
+func (r *rig) newEvents(n int) []*event.Event {
+	var evs []*event.Event
+	for range n {
+		e, err := event.New()
+		if err != nil {
+			return nil
+		}
+		r.events = append(r.events, e)
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// addFile adds a duplicate of fd to the child's descriptors and returns its
+// number there. The rig owns the duplicate, so the original's owner keeps
+// closing its own descriptor.
+func (r *rig) addFile(fd int, name string) int {
+	d, err := unix.Dup(fd)
+	if err != nil {
+		d = -1 // the child will fail on it with a clear error
+	}
+	unix.CloseOnExec(d)
+	r.files = append(r.files, os.NewFile(uintptr(d), name))
+	return 2 + len(r.files)
+}
+
+func (r *rig) stats() [2][]ptnetmap.RingStats {
+	return [2][]ptnetmap.RingStats{r.devs[0].Stats(), r.devs[1].Stats()}
+}
+
+func (r *rig) close() {
+	for _, d := range r.devs {
+		if d != nil {
+			d.Reset()
+		}
+	}
+	if r.loop != nil {
+		r.loop.Stop()
+	}
+	for _, e := range r.events {
+		e.Close()
+	}
+	for _, f := range r.files {
+		f.Close()
+	}
+	if r.ram != nil {
+		r.ram.Close()
+	}
+	for _, e := range r.ends {
+		if e != nil {
+			e.Close()
+		}
+	}
+}
