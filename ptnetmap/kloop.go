@@ -67,9 +67,6 @@ type Attachment struct {
 	ntx      int
 	bad      []badIdx
 	counters []ringCounters
-	// detached is set by Detach; the loop drops the binding at its next
-	// pass boundary and acknowledges through pass.
-	detached bool
 }
 
 type badIdx struct {
@@ -168,6 +165,13 @@ func (a *Attachment) Detach() {
 		case <-time.After(50 * time.Microsecond):
 			l.wake.Signal()
 		}
+	}
+	// One last pass from here, now that the loop has let go: whatever the
+	// guest published before it asked to stop is honoured, so a later
+	// CREATE, which starts the CSB from the rings' state, neither replays
+	// frames the guest released nor drops frames it queued.
+	for i := range a.rings {
+		a.ringWork(i)
 	}
 }
 
