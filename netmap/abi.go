@@ -104,3 +104,6 @@ const (
 	NAFForceRead    = 1 // NAF_FORCE_READ
 	NAFForceReclaim = 2 // NAF_FORCE_RECLAIM
 )
+
+// MarshalText makes RegMode read as its netmap name in JSON.
+func (m RegMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }

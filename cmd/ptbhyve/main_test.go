@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCommandLine(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{nil, 2, "Commands:", ""},
+		{[]string{"--help"}, 0, "ptbhyve <command>", ""},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"ports", "netmap:ix0-1/x"}, 0, `netmap port "ix0", mode NR_REG_ONE_NIC`, ""},
+		{[]string{"ports", "ix0"}, 1, `did you mean "netmap:ix0"`, "1 of 1 names are invalid"},
+		{[]string{"ports"}, 2, "", "name at least one port"},
+		{[]string{"bench", "--runs", "0"}, 2, "", "must be positive"},
+		{[]string{"bench", "--guest-cpu", "4096"}, 2, "", "pick --guest-cpu"},
+		{[]string{"bench", "-h"}, 0, "", "same run it measures the reference"},
+		{[]string{"bench", "extra"}, 2, "", `unexpected argument "extra"`},
+	} {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != c.code || !strings.Contains(out.String(), c.out) || !strings.Contains(errb.String(), c.err) {
+			t.Errorf("ptbhyve %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				c.args, code, out.String(), errb.String(), c.code, c.out, c.err)
+		}
+	}
+}
+
+func TestPortsJSON(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"ports", "--json", "vale0:vm1@conf:rings=2", "bad"}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one JSON object per name, got %q", out.String())
+	}
+	var ok, bad map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &bad); err != nil {
+		t.Fatal(err)
+	}
+	p := ok["parsed"].(map[string]any)
+	if ok["ok"] != true || p["Family"] != "vale" || p["Switch"] != "0" || ok["kernel_name"] != "vale0:vm1" {
+		t.Errorf("valid name: %v", ok)
+	}
+	if bad["ok"] != false || !strings.Contains(bad["error"].(string), `"bad"`) {
+		t.Errorf("invalid name: %v", bad)
+	}
+}
