@@ -36,7 +36,8 @@ type Port interface {
 // for every batch: the loop announces it is about to sleep with Arm, and
 // the backend signals only an armed waiter.
 type Waker interface {
-	// Fd is a descriptor to poll for Events.
+	// Fd is a descriptor to poll for Events; Events is asked again before
+	// every sleep, as what to wait for may depend on the rings' state.
 	Fd() int
 	Events() int16
 	// Arm declares that the caller will sleep on Fd. It returns false when

@@ -300,6 +300,13 @@ func (l *Loop) sleep(list *[]*Attachment) error {
 		}
 		l.pfds = append(l.pfds, unix.PollFd{Fd: int32(l.wake.Fd()), Events: unix.POLLIN})
 	}
+	// A waker's events may change between sleeps (a kernel port asks for
+	// POLLOUT only while a TX ring is full, or it would never sleep).
+	wk := len(l.pfds) - 1 - len(as)
+	for i, a := range as {
+		l.pfds[wk+i].Events = a.b.Port.Waker().Events()
+		l.pfds[wk+i].Revents = 0
+	}
 	ms := int(l.cfg.SafetyPoll / time.Millisecond)
 	for {
 		_, err := unix.Poll(l.pfds, ms)
