@@ -12,17 +12,21 @@ import (
 
 const benchHelp = `Measures the ptnetmap data path with no VM: a guest process maps the
 device region and drives two ptnet devices joined by a backend (one guest
-vCPU streaming device 0 -> device 1, 64-byte frames with sequence numbers
-checked on receipt), while this process runs the host sync loop. In the
+vCPU streaming device 0 -> device 1, then 1 -> 0; 64-byte frames whose
+sequence numbers are checked on receipt), while this process runs the host
+sync loop for both devices. In the
 same run it measures the reference: the same frames and per-frame work
 between the same two processes over a plain SPSC ring of buffer indexes,
 busy-polling - the limit for any shared ring here. Then the guest idles,
 blocked on interrupts, and the helper's CPU is measured again.
 
-Figures are medians over --runs. On a 2-vCPU machine pin the two sides to
+Each run prints both directions (Mpps, CPU seconds per side, kicks and
+interrupts per packet); the summary takes the slower direction. Figures
+are medians over --runs. On a 2-vCPU machine pin the two sides to
 different CPUs (the defaults). With --json the last line is one object:
 backend, frames, mpps, reference_mpps, ratio, helper_cpu_pct,
-helper_idle_cpu_pct, kicks_per_packet, interrupts_per_packet, runs.
+helper_idle_cpu_pct, kicks_per_packet, interrupts_per_packet, and runs
+with their directions.
 
 Example:
   ptbhyve bench --backend pipe --runs 5 --json

@@ -29,17 +29,31 @@ type Options struct {
 	Progress io.Writer
 }
 
-// RunResult is one run's figures.
-type RunResult struct {
+// Direction is one streaming direction of a run.
+type Direction struct {
+	From, To            int     `json:"-"`
+	Name                string  `json:"direction"`
 	Mpps                float64 `json:"mpps"`
-	ReferenceMpps       float64 `json:"reference_mpps"`
-	Ratio               float64 `json:"ratio"`
+	HelperCPUSeconds    float64 `json:"helper_cpu_s"`
+	GuestCPUSeconds     float64 `json:"guest_cpu_s"`
 	HelperCPUPct        float64 `json:"helper_cpu_pct"`
 	GuestCPUPct         float64 `json:"guest_cpu_pct"`
-	HelperIdleCPUPct    float64 `json:"helper_idle_cpu_pct"`
 	KicksPerPacket      float64 `json:"kicks_per_packet"`
 	InterruptsPerPacket float64 `json:"interrupts_per_packet"`
-	GuestKicks          uint64  `json:"guest_kicks"`
+}
+
+// RunResult is one run's figures. The top-level path figures are those of
+// the slower direction.
+type RunResult struct {
+	Mpps                float64     `json:"mpps"`
+	ReferenceMpps       float64     `json:"reference_mpps"`
+	Ratio               float64     `json:"ratio"`
+	HelperCPUPct        float64     `json:"helper_cpu_pct"`
+	GuestCPUPct         float64     `json:"guest_cpu_pct"`
+	HelperIdleCPUPct    float64     `json:"helper_idle_cpu_pct"`
+	KicksPerPacket      float64     `json:"kicks_per_packet"`
+	InterruptsPerPacket float64     `json:"interrupts_per_packet"`
+	Directions          []Direction `json:"directions,omitempty"`
 }
 
 // Summary is the medians over the runs and the runs themselves.
@@ -73,8 +87,11 @@ func Run(o Options) (Summary, error) {
 		r.Ratio = r.Mpps / r.ReferenceMpps
 		s.Runs = append(s.Runs, r)
 		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "run %d/%d: %s %.2f Mpps, reference %.2f Mpps, ratio %.2f, helper CPU %.0f%% busy %.2f%% idle, %.4f kicks and %.4f interrupts per packet\n",
-				i+1, o.Runs, o.Backend, r.Mpps, r.ReferenceMpps, r.Ratio, r.HelperCPUPct, r.HelperIdleCPUPct, r.KicksPerPacket, r.InterruptsPerPacket)
+			fmt.Fprintf(o.Progress, "run %d/%d: reference %.2f Mpps; helper idle %.2f%% CPU\n", i+1, o.Runs, r.ReferenceMpps, r.HelperIdleCPUPct)
+			for _, d := range r.Directions {
+				fmt.Fprintf(o.Progress, "  %s %s: %.2f Mpps (ratio %.2f), CPU s helper %.3f guest %.3f, %.5f kicks %.5f interrupts per packet\n",
+					o.Backend, d.Name, d.Mpps, d.Mpps/r.ReferenceMpps, d.HelperCPUSeconds, d.GuestCPUSeconds, d.KicksPerPacket, d.InterruptsPerPacket)
+			}
 		}
 	}
 	med := func(f func(RunResult) float64) float64 {
@@ -101,7 +118,8 @@ func Run(o Options) (Summary, error) {
 }
 
 // pathRun measures frames from guest device 0 through the host loop and
-// the pipe to guest device 1, then the helper's CPU while the guest idles.
+// the pipe to guest device 1, then the other way, then the helper's CPU
+// while the guest idles.
 func pathRun(o Options) (RunResult, error) {
 	r, err := newRig(rigConfig{Slots: o.Slots, Spin: o.Spin, HelperCPU: o.HelperCPU})
 	if err != nil {
@@ -119,47 +137,55 @@ func pathRun(o Options) (RunResult, error) {
 	if err := c.recv(&ready); err != nil {
 		return RunResult{}, err
 	}
-	cpu0 := processCPU()
-	if err := c.send(map[string]bool{"go": true}); err != nil {
-		return RunResult{}, err
+	var res RunResult
+	for _, d := range []Direction{{From: 0, To: 1, Name: "0->1"}, {From: 1, To: 0, Name: "1->0"}} {
+		before := r.stats()
+		cpu0 := processCPU()
+		if err := c.send(map[string]bool{"go": true}); err != nil {
+			return res, err
+		}
+		var g guestResult
+		if err := c.recv(&g); err != nil {
+			return res, err
+		}
+		busy := processCPU() - cpu0
+		if g.BadFrame != "" {
+			return res, fmt.Errorf("bench: guest received a bad frame (%s): %s", d.Name, g.BadFrame)
+		}
+		if g.Frames != o.Frames {
+			return res, fmt.Errorf("bench: guest received %d of %d frames (%s)", g.Frames, o.Frames, d.Name)
+		}
+		after := r.stats()
+		var kicks, irqs uint64
+		for dev := range after {
+			for i := range after[dev] {
+				kicks += after[dev][i].Kicks - before[dev][i].Kicks
+				irqs += after[dev][i].Interrupts - before[dev][i].Interrupts
+			}
+		}
+		secs := g.Elapsed.Seconds()
+		d.Mpps = float64(g.Frames) / secs / 1e6
+		d.HelperCPUSeconds, d.GuestCPUSeconds = busy.Seconds(), g.CPU.Seconds()
+		d.HelperCPUPct, d.GuestCPUPct = 100*busy.Seconds()/secs, 100*g.CPU.Seconds()/secs
+		d.KicksPerPacket = float64(kicks) / float64(g.Frames)
+		d.InterruptsPerPacket = float64(irqs) / float64(g.Frames)
+		res.Directions = append(res.Directions, d)
 	}
-	var g guestResult
-	if err := c.recv(&g); err != nil {
-		return RunResult{}, err
+	slow := res.Directions[0]
+	if res.Directions[1].Mpps < slow.Mpps {
+		slow = res.Directions[1]
 	}
-	busy := processCPU() - cpu0
-	if g.BadFrame != "" {
-		return RunResult{}, fmt.Errorf("bench: guest received a bad frame: %s", g.BadFrame)
-	}
-	if g.Frames != o.Frames {
-		return RunResult{}, fmt.Errorf("bench: guest received %d of %d frames", g.Frames, o.Frames)
-	}
-	// Let the loop finish spinning, then measure it idle.
+	res.Mpps, res.HelperCPUPct, res.GuestCPUPct = slow.Mpps, slow.HelperCPUPct, slow.GuestCPUPct
+	res.KicksPerPacket, res.InterruptsPerPacket = slow.KicksPerPacket, slow.InterruptsPerPacket
+	// Let the loop finish spinning, then measure it with the guest idle.
 	time.Sleep(o.Spin + 50*time.Millisecond)
 	cpu1 := processCPU()
 	time.Sleep(o.Idle)
-	idle := processCPU() - cpu1
-	st := r.stats()
+	res.HelperIdleCPUPct = 100 * (processCPU() - cpu1).Seconds() / o.Idle.Seconds()
 	if err := c.wait(); err != nil {
-		return RunResult{}, fmt.Errorf("bench: guest child: %w", err)
+		return res, fmt.Errorf("bench: guest child: %w", err)
 	}
-	var kicks, irqs uint64
-	for _, d := range st {
-		for _, rs := range d {
-			kicks += rs.Kicks
-			irqs += rs.Interrupts
-		}
-	}
-	secs := g.Elapsed.Seconds()
-	return RunResult{
-		Mpps:                float64(g.Frames) / secs / 1e6,
-		HelperCPUPct:        100 * busy.Seconds() / secs,
-		GuestCPUPct:         100 * c.cpuTime().Seconds() / secs,
-		HelperIdleCPUPct:    100 * idle.Seconds() / o.Idle.Seconds(),
-		KicksPerPacket:      float64(kicks) / float64(g.Frames),
-		InterruptsPerPacket: float64(irqs) / float64(g.Frames),
-		GuestKicks:          g.Kicks,
-	}, nil
+	return res, nil
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -94,8 +94,13 @@ func TestBenchRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Mpps <= 0 || s.ReferenceMpps <= 0 || s.Ratio <= 0 {
+	if s.Mpps <= 0 || s.ReferenceMpps <= 0 || s.Ratio <= 0 || len(s.Runs) != 1 || len(s.Runs[0].Directions) != 2 {
 		t.Fatalf("implausible summary %+v", s)
+	}
+	for _, d := range s.Runs[0].Directions {
+		if d.Mpps < s.Mpps || d.GuestCPUSeconds <= 0 || d.HelperCPUSeconds <= 0 {
+			t.Errorf("direction %s: %+v (top-level mpps %.2f is the slower direction)", d.Name, d, s.Mpps)
+		}
 	}
 	if _, err := Run(Options{Backend: "xdp"}); err == nil {
 		t.Fatal("unsupported backend accepted")

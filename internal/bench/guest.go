@@ -40,6 +40,7 @@ type guestDev struct {
 type guestResult struct {
 	Frames   uint64        `json:"frames"`
 	Elapsed  time.Duration `json:"elapsed"`
+	CPU      time.Duration `json:"cpu"` // the child's CPU time over the phase
 	Kicks    uint64        `json:"kicks"`
 	BadFrame string        `json:"bad_frame,omitempty"`
 }
@@ -96,24 +97,33 @@ func runGuest() error {
 	if err := out.send(map[string]bool{"ready": true}); err != nil {
 		return err
 	}
-	if !out.waitLine() {
-		return nil
-	}
-	var res guestResult
-	if c.Both {
-		res = both(guests, irqs, c.Frames)
-	} else {
-		runtime.LockOSThread()
-		pin(c.CPU)
-		res = stream(guests[0].Tx[0], guests[1].Rx[0], guests[0].Region, c.Frames, c.Burst)
-	}
-	for _, g := range guests {
-		for _, r := range append(append([]*ptnetmap.GuestRing{}, g.Tx...), g.Rx...) {
-			res.Kicks += r.Kicks
+	// One phase per "go" from the parent: both ways at once (the test), or
+	// one streaming direction per phase (the benchmark: 0 -> 1, then 1 -> 0).
+	for phase := 0; out.waitLine(); phase++ {
+		cpu0 := processCPU()
+		var res guestResult
+		if c.Both {
+			res = both(guests, irqs, c.Frames)
+		} else {
+			src, dst := phase%2, 1-phase%2
+			runtime.LockOSThread()
+			pin(c.CPU)
+			res = stream(guests[src].Tx[0], guests[dst].Rx[0], guests[src].Region, c.Frames, c.Burst)
+			runtime.UnlockOSThread()
 		}
-	}
-	if err := out.send(res); err != nil {
-		return err
+		res.CPU = processCPU() - cpu0
+		for _, g := range guests {
+			for _, r := range append(append([]*ptnetmap.GuestRing{}, g.Tx...), g.Rx...) {
+				res.Kicks += r.Kicks
+				r.Kicks = 0
+			}
+		}
+		if err := out.send(res); err != nil {
+			return err
+		}
+		if c.Both || phase == 1 {
+			break
+		}
 	}
 	// Idle like a guest blocked in poll(): ask for interrupts and sleep
 	// until the parent closes stdin.
