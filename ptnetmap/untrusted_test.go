@@ -6,7 +6,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/ptbhyve/ptbhyve/internal/event"
 	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/netmap/pipe"
 )
@@ -232,5 +231,3 @@ func FuzzSyncLoop(f *testing.F) {
 		e.check(t)
 	})
 }
-
-var _ = event.New

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func checkBuffers(r *rig) error {
 			for j := range k.N {
 				idx := k.Ring.Slot(j).BufIdx
 				if seen[idx] || !e.Region().ValidBuf(idx) {
-					return &bufError{idx}
+					return fmt.Errorf("buffer %d is duplicated or invalid after traffic", idx)
 				}
 				seen[idx] = true
 			}
@@ -81,10 +82,6 @@ func checkBuffers(r *rig) error {
 	}
 	return nil
 }
-
-type bufError struct{ idx uint32 }
-
-func (e *bufError) Error() string { return "buffer index duplicated or invalid after traffic" }
 
 // The benchmark runs end to end and its figures are sane. No timing is
 // asserted: only that frames moved and both figures are positive.
