@@ -114,14 +114,6 @@ func (c *child) wait() error {
 	}
 }
 
-// cpuTime is the CPU time a child used, from its rusage.
-func (c *child) cpuTime() time.Duration {
-	if c.cmd.ProcessState == nil {
-		return 0
-	}
-	return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
-}
-
 // childConfig reads the child's configuration from the environment.
 func childConfig(v any) error {
 	return json.Unmarshal([]byte(os.Getenv(configEnv)), v)

@@ -21,3 +21,33 @@ func TestSignalCoalescesAndDrains(t *testing.T) {
 		t.Fatal("signals did not coalesce: still signalled after one Wait")
 	}
 }
+
+// A producer's Signal reaches an armed sleeper and costs nothing otherwise;
+// Arm refuses to sleep when progress is already published.
+func TestWaker(t *testing.T) {
+	published := false
+	w, err := NewWaker(func() bool { return published })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Signal() // not armed: no wakeup is stored
+	if ok, _ := w.ev.Wait(0); ok {
+		t.Fatal("Signal without a sleeper left a wakeup behind")
+	}
+	if !w.Arm() {
+		t.Fatal("Arm refused with nothing pending")
+	}
+	w.Signal()
+	if ok, _ := w.ev.Wait(1000); !ok {
+		t.Fatal("armed sleeper was not woken")
+	}
+	w.Disarm()
+	published = true
+	if w.Arm() {
+		t.Fatal("Arm agreed to sleep with progress pending")
+	}
+	if w.armed.Load() != 0 {
+		t.Fatal("a refused Arm left the waker armed")
+	}
+}

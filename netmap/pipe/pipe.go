@@ -19,7 +19,6 @@ import (
 	"github.com/ptbhyve/ptbhyve/internal/event"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
 	"github.com/ptbhyve/ptbhyve/netmap"
-	"golang.org/x/sys/unix"
 )
 
 // Config sizes a pipe.
@@ -67,7 +66,7 @@ type Endpoint struct {
 	// how far we have released it. Both are read by the other side.
 	rxTail, rxHead []index
 
-	waker waker
+	waker *event.Waker
 }
 
 type pair struct {
@@ -144,11 +143,10 @@ func newPair(key string, c Config) (*pair, error) {
 			e.tx = append(e.tx, netmap.NewKRing(region, e.nif.TxRing(i), true))
 			e.rx = append(e.rx, netmap.NewKRing(region, e.nif.RxRing(i), false))
 		}
-		if e.waker.ev, err = event.New(); err != nil {
+		if e.waker, err = event.NewWaker(e.pending); err != nil {
 			mem.Close()
 			return nil, fmt.Errorf("pipe %s: %w", key, err)
 		}
-		e.waker.e = e
 		p.ends[side] = e
 	}
 	p.ends[0].peer, p.ends[1].peer = p.ends[1], p.ends[0]
@@ -187,7 +185,7 @@ func (e *Endpoint) TxRings() []*netmap.KRing { return e.tx }
 func (e *Endpoint) RxRings() []*netmap.KRing { return e.rx }
 
 // Waker implements netmap.Port.
-func (e *Endpoint) Waker() netmap.Waker { return &e.waker }
+func (e *Endpoint) Waker() netmap.Waker { return e.waker }
 
 // TxSync moves the slots the application queued, [HwCur, RHead), to the
 // peer's RX ring by buffer swap, then takes back as free TX space what the
@@ -218,7 +216,7 @@ func (e *Endpoint) TxSync(i int, _ int) error {
 		if m != k.HwCur {
 			k.HwCur = m
 			e.peer.rxTail[i].v.Store(m)
-			e.peer.waker.signal()
+			e.peer.waker.Signal()
 		}
 	}
 	k.HwTail = netmap.Prev(e.peer.rxHead[i].v.Load(), k.N)
@@ -232,7 +230,7 @@ func (e *Endpoint) RxSync(i int, _ int) error {
 	if k.RHead != k.HwCur {
 		k.HwCur = k.RHead
 		e.rxHead[i].v.Store(k.HwCur)
-		e.peer.waker.signal()
+		e.peer.waker.Signal()
 	}
 	k.HwTail = e.rxTail[i].v.Load()
 	return nil
@@ -257,50 +255,21 @@ func (e *Endpoint) Close() error {
 	}
 	delete(pipes, p.key)
 	for _, end := range p.ends {
-		end.waker.ev.Close()
+		end.waker.Close()
 	}
 	return p.mem.Close()
 }
 
-// waker implements netmap.Waker for an endpoint: the peer signals it when
-// it publishes an index this endpoint is waiting on.
-type waker struct {
-	e     *Endpoint
-	armed atomic.Uint32
-	ev    *event.Event
-}
-
-func (w *waker) Fd() int       { return w.ev.Fd() }
-func (w *waker) Events() int16 { return unix.POLLIN }
-
-// Arm announces a sleep, then re-reads the peer's indexes (the store to
-// armed is sequentially consistent, so either the peer sees armed set, or
-// we see its new index).
-func (w *waker) Arm() bool {
-	w.armed.Store(1)
-	e := w.e
+// pending reports whether the peer has published progress this endpoint's
+// sync loop has not seen: packets for an RX ring, or TX slots released.
+func (e *Endpoint) pending() bool {
 	for i := range e.rx {
 		if e.rxTail[i].v.Load() != e.rx[i].HwTail {
-			w.armed.Store(0)
-			return false
+			return true
 		}
 		if netmap.Prev(e.peer.rxHead[i].v.Load(), e.tx[i].N) != e.tx[i].HwTail {
-			w.armed.Store(0)
-			return false
+			return true
 		}
 	}
-	return true
-}
-
-func (w *waker) Disarm() {
-	w.armed.Store(0)
-	w.ev.Drain()
-}
-
-// signal wakes the endpoint only if it is asleep, so a busy pipe costs no
-// system calls.
-func (w *waker) signal() {
-	if w.armed.Load() != 0 && w.armed.CompareAndSwap(1, 0) {
-		w.ev.Signal()
-	}
+	return false
 }
