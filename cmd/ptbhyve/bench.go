@@ -35,7 +35,7 @@ Example:
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "[flags]", benchHelp, stderr)
 	o := bench.Options{}
-	fs.StringVar(&o.Backend, "backend", "pipe", "backend between the two devices: pipe (zero-copy, trusted)")
+	fs.StringVar(&o.Backend, "backend", "pipe", "backend between the two devices: pipe (zero copy, one shared region: the trusted path) or switch (a learning switch, a region per VM, frames copied: the untrusted path)")
 	fs.Uint64Var(&o.Frames, "frames", 20000000, "frames per run")
 	fs.IntVar(&o.Runs, "runs", 5, "runs; figures are medians")
 	slots := fs.Uint("slots", 1024, "slots per ring (power of two, at most 4096)")

@@ -33,7 +33,8 @@ type Options struct {
 type Direction struct {
 	From, To            int     `json:"-"`
 	Name                string  `json:"direction"`
-	Mpps                float64 `json:"mpps"`
+	Mpps                float64 `json:"mpps"` // delivered frames
+	LossPct             float64 `json:"loss_pct"`
 	HelperCPUSeconds    float64 `json:"helper_cpu_s"`
 	GuestCPUSeconds     float64 `json:"guest_cpu_s"`
 	HelperCPUPct        float64 `json:"helper_cpu_pct"`
@@ -67,8 +68,8 @@ type Summary struct {
 
 // Run benchmarks opts.Backend.
 func Run(o Options) (Summary, error) {
-	if o.Backend != "pipe" {
-		return Summary{}, fmt.Errorf("bench: backend %q is not supported here; use pipe", o.Backend)
+	if o.Backend != "pipe" && o.Backend != "switch" {
+		return Summary{}, fmt.Errorf("bench: backend %q is not supported; use pipe (trusted, zero copy) or switch (untrusted, copies)", o.Backend)
 	}
 	if o.Runs < 1 {
 		o.Runs = 1
@@ -89,8 +90,8 @@ func Run(o Options) (Summary, error) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "run %d/%d: reference %.2f Mpps; helper idle %.2f%% CPU\n", i+1, o.Runs, r.ReferenceMpps, r.HelperIdleCPUPct)
 			for _, d := range r.Directions {
-				fmt.Fprintf(o.Progress, "  %s %s: %.2f Mpps (ratio %.2f), CPU s helper %.3f guest %.3f, %.5f kicks %.5f interrupts per packet\n",
-					o.Backend, d.Name, d.Mpps, d.Mpps/r.ReferenceMpps, d.HelperCPUSeconds, d.GuestCPUSeconds, d.KicksPerPacket, d.InterruptsPerPacket)
+				fmt.Fprintf(o.Progress, "  %s %s: %.2f Mpps (ratio %.2f), %.2f%% lost, CPU s helper %.3f guest %.3f, %.5f kicks %.5f interrupts per packet\n",
+					o.Backend, d.Name, d.Mpps, d.Mpps/r.ReferenceMpps, d.LossPct, d.HelperCPUSeconds, d.GuestCPUSeconds, d.KicksPerPacket, d.InterruptsPerPacket)
 			}
 		}
 	}
@@ -118,16 +119,21 @@ func Run(o Options) (Summary, error) {
 }
 
 // pathRun measures frames from guest device 0 through the host loop and
-// the pipe to guest device 1, then the other way, then the helper's CPU
+// the backend to guest device 1, then the other way, then the helper's CPU
 // while the guest idles.
 func pathRun(o Options) (RunResult, error) {
-	r, err := newRig(rigConfig{Slots: o.Slots, Spin: o.Spin, HelperCPU: o.HelperCPU})
+	r, err := newRig(rigConfig{Backend: o.Backend, Slots: o.Slots, Spin: o.Spin, HelperCPU: o.HelperCPU})
 	if err != nil {
 		return RunResult{}, err
 	}
 	defer r.close()
 	cfg := r.cfg
 	cfg.Frames, cfg.Burst, cfg.CPU = o.Frames, o.Burst, o.GuestCPU
+	if o.Backend == "switch" {
+		// Half the ring: the host may forward before it has processed the
+		// receiver's latest release, and the switch drops rather than wait.
+		cfg.Window = uint64(o.Slots / 2)
+	}
 	c, err := spawn("guest", cfg, r.files)
 	if err != nil {
 		return RunResult{}, err
@@ -152,9 +158,13 @@ func pathRun(o Options) (RunResult, error) {
 		if g.BadFrame != "" {
 			return res, fmt.Errorf("bench: guest received a bad frame (%s): %s", d.Name, g.BadFrame)
 		}
-		if g.Frames != o.Frames {
-			return res, fmt.Errorf("bench: guest received %d of %d frames (%s)", g.Frames, o.Frames, d.Name)
+		if g.Frames+g.Lost != o.Frames {
+			return res, fmt.Errorf("bench: guest accounted for %d+%d of %d frames (%s)", g.Frames, g.Lost, o.Frames, d.Name)
 		}
+		if g.Lost != 0 && o.Backend == "pipe" {
+			return res, fmt.Errorf("bench: the pipe lost %d of %d frames (%s); a pipe never drops", g.Lost, o.Frames, d.Name)
+		}
+		d.LossPct = 100 * float64(g.Lost) / float64(o.Frames)
 		after := r.stats()
 		var kicks, irqs uint64
 		for dev := range after {

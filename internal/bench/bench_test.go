@@ -22,7 +22,7 @@ func TestMillionFramesTwoProcesses(t *testing.T) {
 	if testing.Short() {
 		frames = 100000
 	}
-	r, err := newRig(rigConfig{Slots: 1024, Spin: 50 * time.Microsecond, HelperCPU: -1})
+	r, err := newRig(rigConfig{Backend: "pipe", Slots: 1024, Spin: 50 * time.Microsecond, HelperCPU: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestMillionFramesTwoProcesses(t *testing.T) {
 
 func checkBuffers(r *rig) error {
 	seen := map[uint32]bool{}
-	for _, e := range r.ends {
+	for _, e := range r.ports {
 		for _, k := range append(append(e.TxRings()[:0:0], e.TxRings()...), e.RxRings()...) {
 			for j := range k.N {
 				idx := k.Ring.Slot(j).BufIdx
@@ -83,20 +83,22 @@ func checkBuffers(r *rig) error {
 	return nil
 }
 
-// The benchmark runs end to end and its figures are sane. No timing is
-// asserted: only that frames moved and both figures are positive.
+// The benchmark runs end to end on both backends and its figures are sane.
+// No timing is asserted: only that frames moved and the figures exist.
 func TestBenchRuns(t *testing.T) {
-	s, err := Run(Options{Backend: "pipe", Frames: 200000, Runs: 1, Slots: 1024, Burst: 256,
-		Spin: 20 * time.Microsecond, Idle: 100 * time.Millisecond, GuestCPU: -1, HelperCPU: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Mpps <= 0 || s.ReferenceMpps <= 0 || s.Ratio <= 0 || len(s.Runs) != 1 || len(s.Runs[0].Directions) != 2 {
-		t.Fatalf("implausible summary %+v", s)
-	}
-	for _, d := range s.Runs[0].Directions {
-		if d.Mpps < s.Mpps || d.GuestCPUSeconds <= 0 || d.HelperCPUSeconds <= 0 {
-			t.Errorf("direction %s: %+v (top-level mpps %.2f is the slower direction)", d.Name, d, s.Mpps)
+	for _, backend := range []string{"pipe", "switch"} {
+		s, err := Run(Options{Backend: backend, Frames: 200000, Runs: 1, Slots: 1024, Burst: 256,
+			Spin: 20 * time.Microsecond, Idle: 100 * time.Millisecond, GuestCPU: -1, HelperCPU: -1})
+		if err != nil {
+			t.Fatalf("%s: %v", backend, err)
+		}
+		if s.Mpps <= 0 || s.ReferenceMpps <= 0 || s.Ratio <= 0 || len(s.Runs) != 1 || len(s.Runs[0].Directions) != 2 {
+			t.Fatalf("%s: implausible summary %+v", backend, s)
+		}
+		for _, d := range s.Runs[0].Directions {
+			if d.Mpps < s.Mpps || d.GuestCPUSeconds <= 0 || d.HelperCPUSeconds <= 0 {
+				t.Errorf("%s direction %s: %+v (top-level mpps %.2f is the slower direction)", backend, d.Name, d, s.Mpps)
+			}
 		}
 	}
 	if _, err := Run(Options{Backend: "xdp"}); err == nil {

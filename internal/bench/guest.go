@@ -10,14 +10,12 @@ import (
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
-	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
 // guestConfig is everything the guest child learns from the rig: what a
 // guest driver would read from the device registers, plus its descriptors.
 type guestConfig struct {
-	Pools   netmap.PoolsInfo
 	RAMSize int
 	Devices []guestDev
 	Frames  uint64
@@ -27,18 +25,23 @@ type guestConfig struct {
 	Both  bool
 	Burst int
 	CPU   int
+	// Window caps frames sent but not yet released by the receiver (0: no
+	// cap). A copying backend needs it; a pipe's flow control is end to end.
+	Window uint64
 }
 
 type guestDev struct {
-	Info       ptnetmap.DeviceInfo
-	Atok, Ktoa uint64 // guest-physical CSB addresses
-	Kicks      []int  // descriptor numbers in the child
+	Info       ptnetmap.DeviceInfo // what Probe read, pools included
+	Region     int                 // descriptor of the memdev's region
+	Atok, Ktoa uint64              // guest-physical CSB addresses
+	Kicks      []int               // descriptor numbers in the child
 	Irqs       []int
 }
 
 // guestResult is the child's report for one run.
 type guestResult struct {
-	Frames   uint64        `json:"frames"`
+	Frames   uint64        `json:"frames"` // delivered
+	Lost     uint64        `json:"lost"`   // dropped by the backend
 	Elapsed  time.Duration `json:"elapsed"`
 	CPU      time.Duration `json:"cpu"` // the child's CPU time over the phase
 	Kicks    uint64        `json:"kicks"`
@@ -57,11 +60,7 @@ func runGuest() error {
 	if err := childConfig(&c); err != nil {
 		return err
 	}
-	region, err := shm.Map(3, int(c.Pools.MemSize))
-	if err != nil {
-		return err
-	}
-	ram, err := shm.Map(4, c.RAMSize)
+	ram, err := shm.Map(3, c.RAMSize)
 	if err != nil {
 		return err
 	}
@@ -85,7 +84,11 @@ func runGuest() error {
 		for _, fd := range d.Irqs {
 			irq = append(irq, event.FromFds(fd, fd))
 		}
-		g, err := ptnetmap.NewGuest(ptnetmap.GuestConfig{Mem: region.Bytes(), Pools: c.Pools, NifpOfs: d.Info.NifpOfs,
+		region, err := shm.Map(d.Region, int(d.Info.Pools.MemSize))
+		if err != nil {
+			return err
+		}
+		g, err := ptnetmap.NewGuest(ptnetmap.GuestConfig{Mem: region.Bytes(), Pools: d.Info.Pools, NifpOfs: d.Info.NifpOfs,
 			NumTx: d.Info.NumTx, NumRx: d.Info.NumRx, CSB: ptnetmap.CSBFromBytes(gh, hg, int(n)), Kick: fdKicker(kicks)})
 		if err != nil {
 			return err
@@ -108,7 +111,7 @@ func runGuest() error {
 			src, dst := phase%2, 1-phase%2
 			runtime.LockOSThread()
 			pin(c.CPU)
-			res = stream(guests[src].Tx[0], guests[dst].Rx[0], guests[src].Region, c.Frames, c.Burst)
+			res = stream(guests[src].Tx[0], guests[dst].Rx[0], newFrame(c.Devices[src].Info.MAC, c.Devices[dst].Info.MAC), c.Frames, c.Burst, c.Window)
 			runtime.UnlockOSThread()
 		}
 		res.CPU = processCPU() - cpu0
@@ -140,22 +143,48 @@ func runGuest() error {
 // frameLen is the benchmark's frame: 64 bytes on the wire less the CRC.
 const frameLen = 60
 
+// seqOff is where a frame carries its sequence number, after the Ethernet
+// header (the switch forwards on the MAC addresses).
+const seqOff = 14
+
+// newFrame is the template every frame starts from: to dst from src,
+// EtherType 0x88b5 (IEEE local experimental).
+func newFrame(src, dst [6]byte) [64]byte {
+	var f [64]byte
+	copy(f[0:6], dst[:])
+	copy(f[6:12], src[:])
+	f[12], f[13] = 0x88, 0xb5
+	return f
+}
+
 // stream sends frames on tx and receives them on rx from one busy-polling
-// goroutine: the guest side of two VMs on one vCPU. Each frame carries its
-// sequence number, checked on receipt.
-func stream(tx, rx *ptnetmap.GuestRing, region *netmap.Region, frames uint64, burst int) guestResult {
+// goroutine: the guest side of two VMs on one vCPU. Each frame is the
+// template with its sequence number. A frame that arrives out of order or
+// twice is an error; a gap is frames the backend dropped (a switch drops
+// when a receiver is full, as VALE does) and is counted. The run ends when
+// every frame is delivered or counted lost; frames in flight are counted
+// lost when nothing arrives for lossIdle.
+func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int, window uint64) guestResult {
 	tx.NoIntr, rx.NoIntr = true, true
-	var payload [64]byte
-	var sent, got uint64
+	txr, rxr := tx.Region(), rx.Region()
+	// window is flow control, as a real sender over a copying backend
+	// keeps: it completes transmits at once and would otherwise let the
+	// sender overrun the receiver. It counts frames not yet released by an
+	// RX sync.
+	if window == 0 {
+		window = frames
+	}
+	var sent, next, got, released uint64 // next: the sequence number expected next
+	var idleSince time.Time
 	start := time.Now()
-	for got < frames {
+	for next < frames {
 		ring := tx.Ring
 		h, t := ring.Head(), ring.Tail()
-		for n := 0; n < burst && sent < frames && h != t; n++ {
+		for n := 0; n < burst && sent < frames && sent-released < window && h != t; n++ {
 			s := ring.Slot(h)
-			buf := region.Buf(s.BufIdx)
-			copy(buf[:64], payload[:])
-			binary.LittleEndian.PutUint64(buf, sent)
+			buf := txr.Buf(s.BufIdx)
+			copy(buf[:64], tmpl[:])
+			binary.LittleEndian.PutUint64(buf[seqOff:], sent)
 			s.Len = frameLen
 			sent++
 			h = ring.Next(h)
@@ -163,21 +192,43 @@ func stream(tx, rx *ptnetmap.GuestRing, region *netmap.Region, frames uint64, bu
 		ring.Advance(h)
 		tx.Sync(0)
 
-		rx.Sync(0)
+		rx.Sync(0) // publishes the release of everything read so far
+		released = next
 		ring = rx.Ring
 		h, t = ring.Head(), ring.Tail()
+		arrived := h != t
 		for ; h != t; h = ring.Next(h) {
 			s := ring.Slot(h)
-			if v := binary.LittleEndian.Uint64(region.Buf(s.BufIdx)); v != got || s.Len != frameLen {
-				return guestResult{Frames: got, Elapsed: time.Since(start),
-					BadFrame: fmt.Sprintf("expected frame %d, got %d (len %d)", got, v, s.Len)}
+			v := binary.LittleEndian.Uint64(rxr.Buf(s.BufIdx)[seqOff:])
+			if v < next || v >= sent || s.Len != frameLen {
+				return guestResult{Frames: got, Lost: next - got, Elapsed: time.Since(start),
+					BadFrame: fmt.Sprintf("expected frame %d or later (sent %d), got %d (len %d)", next, sent, v, s.Len)}
 			}
+			next = v + 1
 			got++
 		}
 		ring.Advance(h)
+		// Nothing arriving while the window is full, or after the last
+		// send, for lossIdle: the frames in flight were dropped.
+		switch {
+		case arrived || (sent < frames && sent-released < window):
+			idleSince = time.Time{}
+		case idleSince.IsZero():
+			idleSince = time.Now()
+		case time.Since(idleSince) > lossIdle:
+			next, released = sent, sent
+			if sent == frames {
+				next = frames
+			}
+			idleSince = time.Time{}
+		}
 	}
-	return guestResult{Frames: got, Elapsed: time.Since(start)}
+	return guestResult{Frames: got, Lost: frames - got, Elapsed: time.Since(start)}
 }
+
+// lossIdle is how long a sender that has sent everything waits for more
+// frames before it counts the missing ones as lost.
+const lossIdle = 200 * time.Millisecond
 
 // both sends frames each way between the two devices at once, each
 // direction a sender and a receiver goroutine that sleep on the TX and RX
@@ -193,11 +244,11 @@ func both(guests []*ptnetmap.Guest, irqs [][]*event.Event, frames uint64) guestR
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			sendAll(src.Tx[0], src.Region, srcIrq, frames)
+			sendAll(src.Tx[0], srcIrq, frames)
 		}()
 		go func() {
 			defer wg.Done()
-			n, bad := recvAll(dst.Rx[0], dst.Region, dstIrq, frames)
+			n, bad := recvAll(dst.Rx[0], dstIrq, frames)
 			mu.Lock()
 			res.Frames += n
 			if bad != "" {
@@ -211,13 +262,14 @@ func both(guests []*ptnetmap.Guest, irqs [][]*event.Event, frames uint64) guestR
 	return res
 }
 
-func sendAll(r *ptnetmap.GuestRing, region *netmap.Region, irq *event.Event, frames uint64) {
+func sendAll(r *ptnetmap.GuestRing, irq *event.Event, frames uint64) {
+	region := r.Region()
 	for seq := uint64(0); seq < frames; {
 		ring := r.Ring
 		h := ring.Head()
 		for ; seq < frames && h != ring.Tail(); h = ring.Next(h) {
 			s := ring.Slot(h)
-			binary.LittleEndian.PutUint64(region.Buf(s.BufIdx), seq)
+			binary.LittleEndian.PutUint64(region.Buf(s.BufIdx)[seqOff:], seq)
 			s.Len = frameLen
 			seq++
 		}
@@ -229,7 +281,8 @@ func sendAll(r *ptnetmap.GuestRing, region *netmap.Region, irq *event.Event, fra
 	}
 }
 
-func recvAll(r *ptnetmap.GuestRing, region *netmap.Region, irq *event.Event, frames uint64) (uint64, string) {
+func recvAll(r *ptnetmap.GuestRing, irq *event.Event, frames uint64) (uint64, string) {
+	region := r.Region()
 	var seq uint64
 	deadline := time.Now().Add(5 * time.Minute)
 	for seq < frames && time.Now().Before(deadline) {
@@ -238,7 +291,7 @@ func recvAll(r *ptnetmap.GuestRing, region *netmap.Region, irq *event.Event, fra
 		h := ring.Head()
 		for ; h != ring.Tail(); h = ring.Next(h) {
 			s := ring.Slot(h)
-			if v := binary.LittleEndian.Uint64(region.Buf(s.BufIdx)); v != seq || s.Len != frameLen {
+			if v := binary.LittleEndian.Uint64(region.Buf(s.BufIdx)[seqOff:]); v != seq || s.Len != frameLen {
 				return seq, fmt.Sprintf("expected frame %d, got %d (len %d)", seq, v, s.Len)
 			}
 			seq++

@@ -7,21 +7,23 @@ import (
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
+	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/netmap/pipe"
+	"github.com/ptbhyve/ptbhyve/netmap/vswitch"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 	"golang.org/x/sys/unix"
 )
 
-// A rig is the host half of the benchmark: two ptnet devices on the two
-// ends of a pipe, one host sync loop serving both, and guest RAM holding
-// the CSBs. The guest half runs in a child process that maps the same
-// region and RAM.
+// A rig is the host half of the benchmark: two ptnet devices joined by a
+// backend (the two ends of a pipe, or two ports of a switch), one host sync
+// loop serving both, and guest RAM holding the CSBs. The guest half runs in
+// a child process that maps the devices' regions and the RAM.
 type rig struct {
-	ends   [2]*pipe.Endpoint
+	ports  [2]sharedPort
+	sw     *vswitch.Switch
 	ram    *shm.Mem
 	loop   *ptnetmap.Loop
 	devs   [2]*ptnetmap.Ptnet
-	memdev *ptnetmap.Memdev
 	events []*event.Event
 
 	cfg   guestConfig
@@ -45,8 +47,16 @@ type irqEvents []*event.Event
 
 func (q irqEvents) Interrupt(v int) { q[v].Signal() }
 
+// sharedPort is a port whose region lives in shared memory another process
+// can map.
+type sharedPort interface {
+	netmap.Port
+	MemFd() int
+}
+
 // rigConfig sizes a rig.
 type rigConfig struct {
+	Backend   string // pipe or switch
 	Slots     uint32
 	Spin      time.Duration
 	HelperCPU int
@@ -63,10 +73,26 @@ func newRig(c rigConfig) (r *rig, err error) {
 	}()
 	rigSeq++
 	key := fmt.Sprintf("bench-%d-%d", os.Getpid(), rigSeq)
-	for i, master := range []bool{true, false} {
-		if r.ends[i], err = pipe.Open(key, master, pipe.Config{Slots: c.Slots}); err != nil {
-			return r, err
+	switch c.Backend {
+	case "pipe":
+		for i, master := range []bool{true, false} {
+			e, err := pipe.Open(key, master, pipe.Config{Slots: c.Slots})
+			if err != nil {
+				return r, err
+			}
+			r.ports[i] = e
 		}
+	case "switch":
+		r.sw = vswitch.New(key, vswitch.Config{})
+		for i, name := range []string{"vm0", "vm1"} {
+			p, err := r.sw.Open(name, vswitch.PortConfig{Slots: c.Slots})
+			if err != nil {
+				return r, err
+			}
+			r.ports[i] = p
+		}
+	default:
+		return r, fmt.Errorf("bench: backend %q: want pipe or switch", c.Backend)
 	}
 	if r.ram, err = shm.New("guest-ram", ramSize); err != nil {
 		return r, err
@@ -75,12 +101,9 @@ func newRig(c rigConfig) (r *rig, err error) {
 		return r, err
 	}
 	r.loop.Start()
-	region := r.ends[0].Region()
-	r.memdev = ptnetmap.NewMemdev(region.Info())
 	r.cfg.RAMSize = ramSize
-	r.addFile(r.ends[0].MemFd(), "region")
 	r.addFile(r.ram.Fd(), "ram")
-	for i, p := range r.ends {
+	for i, p := range r.ports {
 		n := len(p.TxRings()) + len(p.RxRings())
 		kicks, irqs := r.newEvents(n), r.newEvents(n)
 		if kicks == nil || irqs == nil {
@@ -93,11 +116,12 @@ func newRig(c rigConfig) (r *rig, err error) {
 		}
 		// What the guest driver does at attach, done here on its behalf:
 		// the child learns the results from its configuration.
-		info, err := ptnetmap.Probe(r.devs[i], r.memdev)
+		info, err := ptnetmap.Probe(r.devs[i], ptnetmap.NewMemdev(p.Region().Info()))
 		if err != nil {
 			return r, err
 		}
-		d := guestDev{Info: info, Atok: uint64(i+1) * 8192, Ktoa: uint64(i+1)*8192 + 4096}
+		d := guestDev{Info: info, Atok: uint64(i+1) * 8192, Ktoa: uint64(i+1)*8192 + 4096,
+			Region: r.addFile(p.MemFd(), "region")}
 		if err := ptnetmap.Create(r.devs[i], d.Atok, d.Ktoa); err != nil {
 			return r, err
 		}
@@ -109,7 +133,6 @@ func newRig(c rigConfig) (r *rig, err error) {
 		}
 		r.cfg.Devices = append(r.cfg.Devices, d)
 	}
-	r.cfg.Pools = region.Info()
 	return r, nil
 }
 
@@ -161,9 +184,9 @@ func (r *rig) close() {
 	if r.ram != nil {
 		r.ram.Close()
 	}
-	for _, e := range r.ends {
-		if e != nil {
-			e.Close()
+	for _, p := range r.ports {
+		if p != nil {
+			p.Close()
 		}
 	}
 }
