@@ -16,10 +16,12 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/ptbhyve
 
 # The main job: the data path between two guest devices joined by a
-# zero-copy pipe, measured against a same-run shared-ring reference.
+# zero-copy pipe, then by the copying switch, each measured against a
+# same-run shared-ring reference.
 demo: build
 	./$(BIN) ports 'netmap:ix0-1/x' 'vale0:vm1@conf:rings=2,slots=2048' 'pipe:p{0' 'xdp:eth0-2' 'ix0'; true
 	./$(BIN) bench --backend pipe --runs 3 --frames 10000000
+	./$(BIN) bench --backend switch --runs 3 --frames 5000000
 
 test: lint cross race unit
 
