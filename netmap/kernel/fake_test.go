@@ -3,8 +3,10 @@
 package kernel
 
 import (
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -49,9 +51,56 @@ import (
 //   - NIOCTXSYNC/NIOCRXSYNC (ENXIO unbound, EBUSY in CSB mode), mmap of a
 //     registered descriptor, poll (POLLERR unbound or in CSB mode; it never
 //     sleeps: nothing ready means the timeout passed).
+//   - The shared region of an allocator (§1; the ring model is at the end
+//     of this file): one memfd per allocator, laid out on first use, which
+//     every mmap of a descriptor registered on it maps again, so the
+//     kernel's view and all the mappings are the same bytes. A kring gets its netmap_ring (header
+//     as §1.4, a buffer from the pool for every slot) the first time it is
+//     bound; it keeps the memory after its last user leaves but its state is
+//     reset, which is what netmap's fresh rings look like. Each REGISTER
+//     writes a netmap_if for the descriptor (§1.5: the hardware counts, host
+//     counts written as max(1, n), ring_ofs nonzero only for the rings this
+//     descriptor binds) and nr_offset points at it.
+//   - NIOCTXSYNC/NIOCRXSYNC on those rings (§1.7): the prologue against the
+//     header's head and cur with the "tail overwritten" restore, a violation
+//     reinitialising the ring as netmap_ring_reinit does, the backend, then
+//     the finalize that writes the header's tail. The backend is a NIC on a
+//     wire: TX ring i of a wired port sends the slots [hwcur, head) to RX
+//     ring i of its peer by copying bytes, lengths and NS_MOREFRAG, and
+//     completes them at once, except that a frame that finds the peer's
+//     ring full waits, with those behind it, for room (the wire has flow
+//     control, as a netmap pipe has and as PAUSE frames give a NIC), and
+//     nothing completes while the port's transmitter is paused (a link that
+//     is down). Held frames go out as soon as the peer's RX sync makes room
+//     or the link comes back, without waiting for a TX sync, as a NIC's
+//     queue drains by itself; the application sees the completions at its
+//     next TX sync. A frame is dropped when the peer is not in netmap mode or
+//     when it leaves a host ring (the host stack is not modelled) or a port
+//     without a peer. A slot with a bad buffer or length reinitialises the
+//     ring and sends nothing, where a driver would send the slots before
+//     it. An RX sync hands [hwcur, head) back to the NIC.
+//   - poll by netmap_poll's rule: TX rings synced when POLLOUT is wanted or
+//     NR_NO_TX_POLL is clear, RX rings when POLLIN is wanted or
+//     NR_DO_RX_POLL is set; POLLOUT when a TX ring has rcur != hwtail,
+//     POLLIN when an RX ring has rcur != hwtail.
+//   - With realFds, descriptors are real (one end of a socketpair) so code
+//     that polls them itself, as ptnetmap.Loop does, sleeps and wakes as with
+//     /dev/netmap: after every operation the fake sets the descriptor
+//     readable when a poll for POLLIN would report it and writable when a
+//     poll for POLLOUT would. It cannot run syncs at poll time as the kernel
+//     does (and so cannot write tails then); the levels are what those syncs
+//     would find.
+//   - For the tests of code above it: injectTail plants a kernel bug (the
+//     next finalize of a ring writes a given tail), pauseTx takes a link
+//     down, wireStats counts what the wire carried and dropped.
 //
-// What it does not: VALE switching, the kloop's ring processing, checking
-// that eventfds are eventfds, memory allocators beyond their geometry.
+// What it does not: VALE switching (VALE ports are plain ports here, wired
+// or not), netmap pipes' buffer swapping (a pipe pair is a wire that
+// copies), the kloop's ring processing, checking that eventfds are
+// eventfds, RX timestamps, NS_FORWARD and host-stack traffic (host rings are
+// laid out and synced but carry nothing), extra buffers, and the layout of
+// EXTMEM allocators, which have their geometry only: no rings are laid out
+// in them, nr_offset is 0, and mmap returns unrelated zeroed memory.
 type fakeNetmap struct {
 	mu   sync.Mutex
 	cond *sync.Cond // kloop state changes
@@ -69,6 +118,10 @@ type fakeNetmap struct {
 	user   []userMem // memory the "kernel" may copy from and to
 	log    []string  // requests handled, in order
 	maps   int       // live region mappings
+
+	// realFds makes open hand out real, pollable descriptors (set it
+	// before opening).
+	realFds bool
 }
 
 type userMem struct {
@@ -80,6 +133,13 @@ type userMem struct {
 type fakeMem struct {
 	info   PoolsInfo
 	usrptr uint64 // extmem: the user memory it was carved from
+
+	// The region as the kernel holds it, once laid out.
+	memfd    int
+	kmem     []byte         // the kernel's mapping of memfd
+	region   *netmap.Region // its buffer allocator
+	ifUsed   []bool
+	ringUsed []bool
 }
 
 type fakePort struct {
@@ -96,15 +156,26 @@ type fakePort struct {
 	offsets     bool // NAF_OFFSETS
 	bufSize     uint64
 	krings      [2][]*fakeKring // [tx, rx]: hardware rings then host rings
-	rxReady     bool
+	rings       [2][]fakeRing   // their netmap_rings, once laid out
+	rxReady     bool            // poll reports POLLIN whatever the rings say
+
+	peer     *fakePort // the other end of this port's wire (with flow control)
+	txPaused bool      // the transmitter completes nothing
+	sent     uint64    // slots put on the wire
+	dropped  uint64    // slots the wire dropped
 }
 
 type fakeKring struct {
 	users                  int
 	excl                   bool
-	rhead, rcur            uint32
+	rhead, rcur, rtail     uint32
 	hwcur, hwtail          uint32
 	offsetMask, offsetMaxV uint64
+	resets                 int // netmap_ring_reinit calls
+
+	// A kernel bug for tests: the next finalize writes this tail.
+	bugTail    uint32
+	bugPending bool
 }
 
 const (
@@ -114,6 +185,9 @@ const (
 
 type fakePriv struct {
 	fd          int
+	peerFd      int  // realFds: the socketpair's other end
+	in, out     bool // realFds: the levels set on fd
+	ifObj       int  // the netmap_if object of this descriptor, -1 for none
 	port        *fakePort
 	mem         *fakeMem
 	flags       uint64
@@ -139,14 +213,32 @@ func newFakeNetmap() *fakeNetmap {
 		nextID: 2,
 	}
 	k.cond = sync.NewCond(&k.mu)
-	global := &fakeMem{info: fakePools(1, 64, 1024, 32, 4*4096+256, 4096, 2048)}
+	// Room for every port's rings at once, host rings included, with a
+	// buffer for each slot.
+	global := &fakeMem{info: fakePools(1, 64, 1024, 64, 4*4096+256, 32768, 2048)}
 	k.mems[1] = global
 	k.addPort(&fakePort{name: "ix0", tx: 4, rx: 4, hostTx: 1, hostRx: 1, txSlots: 1024, rxSlots: 1024, mem: global, offsets: true})
 	k.addPort(&fakePort{name: "ix1", tx: 2, rx: 1, hostTx: 1, hostRx: 1, txSlots: 512, rxSlots: 256, mem: global})
 	k.addPort(&fakePort{name: "vale0:vm1", tx: 1, rx: 1, txSlots: 1024, rxSlots: 1024, mem: global, vale: true})
 	k.addPort(&fakePort{name: "vale0:vnet", tx: 1, rx: 1, txSlots: 1024, rxSlots: 1024, mem: global, vale: true, virtHdr: 12})
 	k.addPort(&fakePort{name: "em0", tx: 1, rx: 1, hostTx: 1, hostRx: 1, txSlots: 256, rxSlots: 256, mem: global, ownedByKern: true})
+	// Two NICs cabled to each other, and a pipe on ix2 (a wire too here).
+	k.addPort(&fakePort{name: "ix2", tx: 2, rx: 2, hostTx: 1, hostRx: 1, txSlots: 256, rxSlots: 256, mem: global})
+	k.addPort(&fakePort{name: "ix3", tx: 2, rx: 2, hostTx: 1, hostRx: 1, txSlots: 256, rxSlots: 256, mem: global})
+	k.wire("ix2", "ix3")
+	k.addPort(&fakePort{name: "ix2{1", tx: 1, rx: 1, txSlots: 128, rxSlots: 128, mem: global})
+	k.addPort(&fakePort{name: "ix2}1", tx: 1, rx: 1, txSlots: 128, rxSlots: 128, mem: global})
+	k.wire("ix2{1", "ix2}1")
+	// A NIC configured with two host ring pairs.
+	k.addPort(&fakePort{name: "ix4", tx: 1, rx: 1, hostTx: 2, hostRx: 2, txSlots: 256, rxSlots: 256, mem: global})
 	return k
+}
+
+// wire cables port a to port b: what one transmits on TX ring i arrives on
+// the other's RX ring i.
+func (k *fakeNetmap) wire(a, b string) {
+	pa, pb := k.ports[a], k.ports[b]
+	pa.peer, pb.peer = pb, pa
 }
 
 // fakePools lays out an if pool, ring pool and buffer pool back to back.
@@ -167,8 +259,10 @@ func (k *fakeNetmap) addPort(p *fakePort) {
 			if t == tTX {
 				slots := p.txSlots
 				kr.hwtail = slots - 1 // an empty TX ring: all slots free
+				kr.rtail = kr.hwtail
 			}
 			p.krings[t] = append(p.krings[t], kr)
+			p.rings[t] = append(p.rings[t], fakeRing{})
 		}
 	}
 	k.ports[p.name] = p
@@ -219,10 +313,26 @@ func (k *fakeNetmap) open(path string) (int, error) {
 	if k.openErr != 0 {
 		return -1, k.openErr
 	}
-	fd := k.nextFd
-	k.nextFd++
-	k.fds[fd] = &fakePriv{fd: fd}
-	return fd, nil
+	p := &fakePriv{fd: k.nextFd, peerFd: -1, ifObj: -1}
+	if k.realFds {
+		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, err
+		}
+		// A small send buffer, so that making fd unwritable is cheap.
+		_ = unix.SetsockoptInt(sp[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 1)
+		p.fd, p.peerFd = sp[0], sp[1]
+		if k.fds[p.fd] != nil {
+			unix.Close(sp[0])
+			unix.Close(sp[1])
+			return -1, unix.EMFILE // a virtual descriptor has this number
+		}
+		p.out = true // an idle socket is writable
+	} else {
+		k.nextFd++
+	}
+	k.fds[p.fd] = p
+	return p.fd, nil
 }
 
 func (k *fakeNetmap) close(fd int) error {
@@ -234,6 +344,11 @@ func (k *fakeNetmap) close(fd int) error {
 	}
 	k.unregister(p)
 	delete(k.fds, fd)
+	if p.peerFd >= 0 {
+		unix.Close(p.fd)
+		unix.Close(p.peerFd)
+	}
+	k.refreshLevels()
 	return nil
 }
 
@@ -258,7 +373,13 @@ func (k *fakeNetmap) mmap(fd int, length int) ([]byte, error) {
 	if p.port == nil || length <= 0 || uint64(length) > p.mem.info.MemSize {
 		return nil, unix.EINVAL
 	}
-	b, err := unix.Mmap(-1, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_SHARED)
+	var b []byte
+	var err error
+	if p.mem.kmem != nil {
+		b, err = unix.Mmap(p.mem.memfd, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	} else {
+		b, err = unix.Mmap(-1, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_SHARED)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -301,15 +422,13 @@ func (k *fakeNetmap) poll(fds []unix.PollFd, timeoutMS int) (int, error) {
 		case p.port == nil, p.atok != 0:
 			fds[i].Revents = unix.POLLERR
 		default:
-			fds[i].Revents = fds[i].Events & unix.POLLOUT
-			if p.port.rxReady {
-				fds[i].Revents |= fds[i].Events & unix.POLLIN
-			}
+			fds[i].Revents = k.netmapPoll(p, fds[i].Events)
 		}
 		if fds[i].Revents != 0 {
 			n++
 		}
 	}
+	k.refreshLevels()
 	return n, nil
 }
 
@@ -337,10 +456,12 @@ func (k *fakeNetmap) ioctl(fd int, req uint32, arg unsafe.Pointer) error {
 			err = unix.EBUSY
 		default:
 			p.syncs[t]++
+			k.syncRings(p, t)
 		}
 	default:
 		err = unix.ENOTTY
 	}
+	k.refreshLevels()
 	if err != 0 {
 		return err
 	}
@@ -648,7 +769,12 @@ func (k *fakeNetmap) register(p *fakePriv, r *kreq) unix.Errno {
 	req.TxSlots, req.RxSlots = port.txSlots, port.rxSlots
 	req.HostTxRings, req.HostRxRings = uint16(port.hostTx), uint16(port.hostRx)
 	req.MemSize, req.MemID = nmd.info.MemSize, nmd.info.MemID
-	req.Offset = uint64(p.fd) * uint64(nmd.info.IfPoolObjSize)
+	off, err := k.layoutPriv(p)
+	if err != 0 {
+		k.unregister(p)
+		return err
+	}
+	req.Offset = off
 	req.Encode(r.body)
 	for _, o := range r.opts {
 		if o.status == unix.EOPNOTSUPP {
@@ -719,9 +845,15 @@ func (k *fakeNetmap) unregister(p *fakePriv) {
 			if excl {
 				kr.excl = false
 			}
+			if kr.users == 0 {
+				k.resetRing(p.port, t, i)
+			}
 		}
 	}
-	*p = fakePriv{fd: p.fd, atok: p.atok, ktoa: p.ktoa}
+	if p.ifObj >= 0 {
+		p.mem.ifUsed[p.ifObj] = false
+	}
+	*p = fakePriv{fd: p.fd, peerFd: p.peerFd, in: p.in, out: p.out, ifObj: -1, atok: p.atok, ktoa: p.ktoa}
 }
 
 func (k *fakeNetmap) extmemCreate(o *kopt) (*fakeMem, unix.Errno) {
@@ -994,4 +1126,573 @@ func (k *fakeNetmap) poolsInfo(r *kreq) unix.Errno {
 	}
 	port.mem.info.Encode(r.body)
 	return 0
+}
+
+// ---- the region and its rings ----
+
+// fakeRing is where a kring's netmap_ring lies; off 0 means not laid out
+// (the ring pool never starts at offset 0).
+type fakeRing struct {
+	mem *fakeMem
+	off uint64
+	n   uint32
+}
+
+// fring is the fake kernel's view of one netmap_ring. It reads the header
+// through the offsets of research §1.4 rather than through netmap.Ring, so
+// a layout mistake on either side shows up as a disagreement.
+type fring struct {
+	b []byte
+	n uint32
+}
+
+// Offsets in struct netmap_ring and struct netmap_slot (research §1.2, §1.4).
+const (
+	ringBufOfs   = 0
+	ringNumSlots = 8
+	ringBufSize  = 12
+	ringRingID   = 16
+	ringDir      = 18
+	ringHead     = 20
+	ringCur      = 24
+	ringTail     = 28
+	slotBufIdx   = 0
+	slotLen      = 4
+	slotFlags    = 6
+)
+
+// Offsets in struct netmap_if (research §1.5).
+const (
+	nifName    = 0
+	nifFlags   = 20
+	nifTxRings = 24
+	nifRxRings = 28
+	nifHostTx  = 36
+	nifHostRx  = 40
+	nifRingOfs = 56
+)
+
+func (r fakeRing) view() fring {
+	end := r.off + netmap.RingHeaderSize + uint64(r.n)*netmap.SlotSize
+	return fring{b: r.mem.kmem[r.off:end:end], n: r.n}
+}
+
+func (r fring) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.b[off])) }
+func (r fring) head() uint32         { return atomic.LoadUint32(r.word(ringHead)) }
+func (r fring) cur() uint32          { return atomic.LoadUint32(r.word(ringCur)) }
+func (r fring) tail() uint32         { return atomic.LoadUint32(r.word(ringTail)) }
+func (r fring) setHead(v uint32)     { atomic.StoreUint32(r.word(ringHead), v) }
+func (r fring) setCur(v uint32)      { atomic.StoreUint32(r.word(ringCur), v) }
+func (r fring) setTail(v uint32)     { atomic.StoreUint32(r.word(ringTail), v) }
+
+func (r fring) slot(i uint32) []byte {
+	o := netmap.RingHeaderSize + int(i)*netmap.SlotSize
+	return r.b[o : o+netmap.SlotSize]
+}
+
+func (r fring) getSlot(i uint32) (idx uint32, l, flags uint16) {
+	s := r.slot(i)
+	return le.Uint32(s[slotBufIdx:]), le.Uint16(s[slotLen:]), le.Uint16(s[slotFlags:])
+}
+
+func (r fring) setSlot(i, idx uint32, l, flags uint16) {
+	s := r.slot(i)
+	le.PutUint32(s[slotBufIdx:], idx)
+	le.PutUint16(s[slotLen:], l)
+	le.PutUint16(s[slotFlags:], flags)
+}
+
+func next(i, n uint32) uint32 { return netmap.Add(i, 1, n) }
+
+// slots is the size of the port's rings of direction t.
+func (p *fakePort) slots(t int) uint32 {
+	if t == tTX {
+		return p.txSlots
+	}
+	return p.rxSlots
+}
+
+// materialize creates the bytes of allocator m, as netmap_mem_finalize
+// does on first use: a memfd that the kernel and every mmap of a
+// descriptor on m map. EXTMEM allocators are left as geometry.
+func (k *fakeNetmap) materialize(m *fakeMem) unix.Errno {
+	if m.kmem != nil || m.usrptr != 0 {
+		return 0
+	}
+	fd, err := unix.MemfdCreate("fake-netmap-mem", unix.MFD_CLOEXEC)
+	if err != nil {
+		return unix.ENOMEM
+	}
+	if err := unix.Ftruncate(fd, int64(m.info.MemSize)); err != nil {
+		unix.Close(fd)
+		return unix.ENOMEM
+	}
+	b, err := unix.Mmap(fd, 0, int(m.info.MemSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return unix.ENOMEM
+	}
+	region, err := netmap.NewRegion(b, netmap.PoolsInfo(m.info))
+	if err != nil {
+		unix.Munmap(b)
+		unix.Close(fd)
+		return unix.ENOMEM
+	}
+	m.memfd, m.kmem, m.region = fd, b, region
+	m.ifUsed = make([]bool, m.info.IfPoolObjTotal)
+	m.ringUsed = make([]bool, m.info.RingPoolObjTotal)
+	// The fake lives as long as its test: release the region with it.
+	runtime.AddCleanup(m, func(r struct {
+		fd int
+		b  []byte
+	}) {
+		unix.Munmap(r.b)
+		unix.Close(r.fd)
+	}, struct {
+		fd int
+		b  []byte
+	}{fd, b})
+	return 0
+}
+
+// newRing lays out the netmap_ring of kring i of direction t in m: a ring
+// object, its constant header fields, the kring's indexes, and a buffer
+// from the pool for every slot.
+func (k *fakeNetmap) newRing(m *fakeMem, port *fakePort, t, i int) (fakeRing, unix.Errno) {
+	n := port.slots(t)
+	info := m.info
+	if netmap.RingHeaderSize+uint64(n)*netmap.SlotSize > uint64(info.RingPoolObjSize) || m.region.FreeBufs() < int(n) {
+		return fakeRing{}, unix.ENOMEM
+	}
+	obj := slices.Index(m.ringUsed, false)
+	if obj < 0 {
+		return fakeRing{}, unix.ENOMEM
+	}
+	m.ringUsed[obj] = true
+	off := info.RingPoolOffset + uint64(obj)*uint64(info.RingPoolObjSize)
+	clear(m.kmem[off : off+uint64(info.RingPoolObjSize)])
+	fr := fakeRing{mem: m, off: off, n: n}
+	r := fr.view()
+	le.PutUint64(r.b[ringBufOfs:], uint64(int64(info.BufPoolOffset)-int64(off)))
+	le.PutUint32(r.b[ringNumSlots:], n)
+	le.PutUint32(r.b[ringBufSize:], info.BufPoolObjSize)
+	le.PutUint16(r.b[ringRingID:], uint16(i))
+	le.PutUint16(r.b[ringDir:], uint16(1-t)) // the kernel stores NR_TX = 1, NR_RX = 0
+	for s := range n {
+		idx, _ := m.region.AllocBuf()
+		r.setSlot(s, idx, 0, 0)
+	}
+	kr := port.krings[t][i]
+	r.setHead(kr.rhead)
+	r.setCur(kr.rcur)
+	r.setTail(kr.rtail)
+	return fr, 0
+}
+
+// layoutPriv makes sure every ring p binds is laid out and writes p's
+// netmap_if, as netmap_mem_rings_create and netmap_mem_if_new do. It
+// returns the netmap_if's offset (nr_offset).
+func (k *fakeNetmap) layoutPriv(p *fakePriv) (uint64, unix.Errno) {
+	m, port := p.mem, p.port
+	if err := k.materialize(m); err != 0 {
+		return 0, err
+	}
+	if m.kmem == nil {
+		return 0, 0
+	}
+	for t := range 2 {
+		for i := p.first[t]; i < p.last[t]; i++ {
+			if port.rings[t][i].off != 0 {
+				continue
+			}
+			fr, err := k.newRing(m, port, t, i)
+			if err != 0 {
+				return 0, err
+			}
+			port.rings[t][i] = fr
+		}
+	}
+	info := m.info
+	htx, hrx := max(1, port.hostTx), max(1, port.hostRx)
+	entries := port.tx + htx + port.rx + hrx
+	if nifRingOfs+8*entries > int(info.IfPoolObjSize) {
+		return 0, unix.ENOMEM
+	}
+	// Any free object is one netmap could hand out; this one prefers the
+	// object numbered like the descriptor, so offsets are easy to predict.
+	obj := p.fd
+	if obj < 0 || obj >= len(m.ifUsed) || m.ifUsed[obj] {
+		if obj = slices.Index(m.ifUsed, false); obj < 0 {
+			return 0, unix.ENOMEM
+		}
+	}
+	m.ifUsed[obj] = true
+	p.ifObj = obj
+	ifOff := info.IfPoolOffset + uint64(obj)*uint64(info.IfPoolObjSize)
+	b := m.kmem[ifOff : ifOff+uint64(info.IfPoolObjSize)]
+	clear(b)
+	copy(b[nifName:nifName+netmap.IfNameSize-1], port.name)
+	if info.MemID != 1 {
+		le.PutUint32(b[nifFlags:], netmap.NIPrivMem)
+	}
+	le.PutUint32(b[nifTxRings:], uint32(port.tx))
+	le.PutUint32(b[nifRxRings:], uint32(port.rx))
+	le.PutUint32(b[nifHostTx:], uint32(htx))
+	le.PutUint32(b[nifHostRx:], uint32(hrx))
+	for t := range 2 {
+		base := 0
+		if t == tRX {
+			base = port.tx + htx
+		}
+		for i := p.first[t]; i < p.last[t]; i++ {
+			le.PutUint64(b[nifRingOfs+8*(base+i):], uint64(int64(port.rings[t][i].off)-int64(ifOff)))
+		}
+	}
+	return ifOff, 0
+}
+
+// resetRing puts kring i of direction t back in its initial state when its
+// last user leaves: netmap frees the ring then and the next registration
+// gets a fresh one; the fake keeps the memory and resets what it holds.
+func (k *fakeNetmap) resetRing(port *fakePort, t, i int) {
+	kr := port.krings[t][i]
+	n := port.slots(t)
+	kr.rhead, kr.rcur, kr.hwcur, kr.hwtail = 0, 0, 0, 0
+	if t == tTX {
+		kr.hwtail = n - 1
+	}
+	kr.rtail = kr.hwtail
+	fr := port.rings[t][i]
+	if fr.off == 0 {
+		return
+	}
+	r := fr.view()
+	for s := range r.n {
+		idx, _, _ := r.getSlot(s)
+		if !fr.mem.region.ValidBuf(idx) {
+			idx = 0
+		}
+		r.setSlot(s, idx, 0, 0)
+	}
+	r.setHead(0)
+	r.setCur(0)
+	r.setTail(kr.hwtail)
+}
+
+// reinit is netmap_ring_reinit: the header's indexes from the kring, and
+// every slot that names a reserved or nonexistent buffer pointed at buffer
+// 0 with length 0, or its length cleared if it exceeds a buffer.
+func (k *fakeNetmap) reinit(port *fakePort, t, i int) {
+	kr, fr := port.krings[t][i], port.rings[t][i]
+	r := fr.view()
+	kr.resets++
+	kr.rhead, kr.rcur, kr.rtail = kr.hwcur, kr.hwcur, kr.hwtail
+	r.setHead(kr.hwcur)
+	r.setCur(kr.hwcur)
+	r.setTail(kr.hwtail)
+	bs := fr.mem.region.BufSize()
+	for s := range r.n {
+		idx, l, fl := r.getSlot(s)
+		switch {
+		case !fr.mem.region.ValidBuf(idx):
+			r.setSlot(s, 0, 0, fl)
+		case uint32(l) > bs:
+			r.setSlot(s, idx, 0, fl)
+		}
+	}
+}
+
+// syncRings is the loop of NIOCTXSYNC / NIOCRXSYNC over the bound rings.
+func (k *fakeNetmap) syncRings(p *fakePriv, t int) {
+	for i := p.first[t]; i < p.last[t]; i++ {
+		if p.port.rings[t][i].off == 0 {
+			continue
+		}
+		if t == tTX {
+			k.txsync(p.port, i)
+		} else {
+			k.rxsync(p.port, i)
+		}
+	}
+}
+
+// txsync is one TX ring's nm_txsync_prologue, the NIC's txsync and
+// nm_sync_finalize.
+func (k *fakeNetmap) txsync(port *fakePort, i int) {
+	kr, fr := port.krings[tTX][i], port.rings[tTX][i]
+	r := fr.view()
+	n := r.n
+	if r.tail() != kr.rtail { // "tail overwritten": restored
+		r.setTail(kr.rtail)
+	}
+	head, cur := r.head(), r.cur()
+	if head >= n || cur >= n || !netmap.Between(kr.rhead, head, kr.rtail) || !netmap.Between(head, cur, kr.rtail) {
+		k.reinit(port, tTX, i)
+		return
+	}
+	kr.rhead, kr.rcur = head, cur
+	region := fr.mem.region
+	for j := kr.hwcur; j != head; j = next(j, n) {
+		if idx, l, _ := r.getSlot(j); !region.ValidBuf(idx) || uint32(l) > region.BufSize() {
+			k.reinit(port, tTX, i)
+			return
+		}
+	}
+	kr.hwcur = head
+	k.pump(port, i)
+	k.finalize(kr, r)
+}
+
+// pump is the NIC working through TX ring i on its own: it sends the
+// frames in flight, [hwtail+1, hwcur), until the wire holds one, and
+// completes them. It runs at every TX sync, when the peer makes room on
+// the ring it feeds, and when the link comes back.
+func (k *fakeNetmap) pump(port *fakePort, i int) {
+	kr, fr := port.krings[tTX][i], port.rings[tTX][i]
+	if port.txPaused || fr.off == 0 {
+		return
+	}
+	r := fr.view()
+	j := next(kr.hwtail, r.n)
+	for ; j != kr.hwcur && k.transmit(port, i, r, j); j = next(j, r.n) {
+	}
+	kr.hwtail = netmap.Prev(j, r.n)
+}
+
+// finalize is nm_sync_finalize: the application gets the kernel's tail.
+func (k *fakeNetmap) finalize(kr *fakeKring, r fring) {
+	kr.rtail = kr.hwtail
+	tail := kr.hwtail
+	if kr.bugPending {
+		tail, kr.bugPending = kr.bugTail, false
+	}
+	r.setTail(tail)
+}
+
+// transmit puts TX slot j of ring i on the wire: it lands in the peer's RX
+// ring i if that ring is in netmap mode, and is dropped otherwise. Host
+// rings talk to the host stack, which is not modelled. It reports false,
+// sending nothing, when the peer's ring is full: flow control holds the
+// frame until the peer makes room.
+func (k *fakeNetmap) transmit(port *fakePort, i int, r fring, j uint32) bool {
+	src := port.rings[tTX][i].mem.region
+	idx, l, fl := r.getSlot(j)
+	peer := port.peer
+	if i >= port.tx || peer == nil || i >= peer.rx || !src.ValidBuf(idx) || uint32(l) > src.BufSize() {
+		port.sent++
+		port.dropped++
+		return true
+	}
+	pk, pr := peer.krings[tRX][i], peer.rings[tRX][i]
+	if pk.users == 0 || pr.off == 0 {
+		port.sent++
+		port.dropped++
+		return true
+	}
+	if next(pk.hwtail, pr.n) == pk.hwcur {
+		return false
+	}
+	port.sent++
+	v := pr.view()
+	didx, _, _ := v.getSlot(pk.hwtail)
+	dst := pr.mem.region
+	if !dst.ValidBuf(didx) || uint32(l) > dst.BufSize() {
+		port.dropped++
+		return true
+	}
+	copy(dst.Buf(didx)[:l], src.Buf(idx)[:l])
+	v.setSlot(pk.hwtail, didx, l, fl&netmap.NSMoreFrag)
+	pk.hwtail = next(pk.hwtail, pr.n)
+	return true
+}
+
+// room is how many frames TX ring i of port could put on the wire now
+// (the peer RX ring's free slots), or n when none would be held.
+func (k *fakeNetmap) room(port *fakePort, i int, n uint32) uint32 {
+	peer := port.peer
+	if i >= port.tx || peer == nil || i >= peer.rx {
+		return n
+	}
+	pk, pr := peer.krings[tRX][i], peer.rings[tRX][i]
+	if pk.users == 0 || pr.off == 0 {
+		return n
+	}
+	return pr.n - 1 - netmap.Dist(pk.hwcur, pk.hwtail, pr.n)
+}
+
+// rxsync is one RX ring's nm_rxsync_prologue, the NIC's rxsync (the slots
+// [hwcur, head) go back to the NIC, with the buffers they now name) and
+// nm_sync_finalize. Packets arrive by transmit, between syncs, as a NIC
+// fills its ring.
+func (k *fakeNetmap) rxsync(port *fakePort, i int) {
+	kr, fr := port.krings[tRX][i], port.rings[tRX][i]
+	r := fr.view()
+	n := r.n
+	if r.tail() != kr.rtail {
+		r.setTail(kr.rtail)
+	}
+	head, cur := r.head(), r.cur()
+	if head >= n || cur >= n || !netmap.Between(kr.hwcur, head, kr.hwtail) || !netmap.Between(head, cur, kr.hwtail) {
+		k.reinit(port, tRX, i)
+		return
+	}
+	kr.rhead, kr.rcur = head, cur
+	for j := kr.hwcur; j != head; j = next(j, n) {
+		if idx, _, _ := r.getSlot(j); !fr.mem.region.ValidBuf(idx) {
+			k.reinit(port, tRX, i)
+			return
+		}
+	}
+	kr.hwcur = head
+	if peer := port.peer; peer != nil && i < port.rx && i < peer.tx {
+		k.pump(peer, i) // room for what flow control held back
+	}
+	k.finalize(kr, r)
+}
+
+// netmapPoll is netmap_poll for one descriptor, minus the sleep.
+func (k *fakeNetmap) netmapPoll(p *fakePriv, events int16) int16 {
+	wantTx, wantRx := events&unix.POLLOUT != 0, events&unix.POLLIN != 0
+	if wantTx || p.flags&netmap.FlagNoTxPoll == 0 {
+		k.syncRings(p, tTX)
+	}
+	if wantRx || p.flags&netmap.FlagDoRxPoll != 0 {
+		k.syncRings(p, tRX)
+	}
+	var re int16
+	for t, want := range [2]bool{wantTx, wantRx} {
+		if !want {
+			continue
+		}
+		ready := t == tRX && p.port.rxReady
+		for i := p.first[t]; i < p.last[t]; i++ {
+			kr := p.port.krings[t][i]
+			if p.port.rings[t][i].off == 0 {
+				ready = ready || t == tTX // geometry only: room, nothing received
+				continue
+			}
+			ready = ready || kr.rcur != kr.hwtail
+		}
+		if ready {
+			re |= [2]int16{unix.POLLOUT, unix.POLLIN}[t]
+		}
+	}
+	return re
+}
+
+// levels is what netmapPoll would report for p now, worked out without
+// running the syncs: the header's head and cur as the prologue would take
+// them (the kring's own if they are invalid), the TX tail a sync would
+// leave, the RX tail the NIC has reached.
+func (k *fakeNetmap) levels(p *fakePriv) (in, out bool) {
+	port := p.port
+	if port == nil || p.atok != 0 {
+		return false, true
+	}
+	in = port.rxReady
+	for t := range 2 {
+		for i := p.first[t]; i < p.last[t]; i++ {
+			kr, fr := port.krings[t][i], port.rings[t][i]
+			if fr.off == 0 {
+				out = out || t == tTX
+				continue
+			}
+			r := fr.view()
+			h, c := r.head(), r.cur()
+			if t == tTX {
+				if h >= r.n || c >= r.n || !netmap.Between(kr.rhead, h, kr.rtail) || !netmap.Between(h, c, kr.rtail) {
+					h, c = kr.hwcur, kr.hwcur
+				}
+				tail := kr.hwtail
+				if !port.txPaused {
+					// A sync would complete what the wire takes.
+					inflight := netmap.Dist(next(kr.hwtail, r.n), h, r.n)
+					tail = netmap.Add(kr.hwtail, min(inflight, k.room(port, i, r.n)), r.n)
+				}
+				out = out || c != tail
+			} else {
+				if h >= r.n || c >= r.n || !netmap.Between(kr.hwcur, h, kr.hwtail) || !netmap.Between(h, c, kr.hwtail) {
+					c = kr.hwcur
+				}
+				in = in || c != kr.hwtail
+			}
+		}
+	}
+	return in, out
+}
+
+// refreshLevels makes every real descriptor readable and writable as a
+// poll of it would find it: readable while one byte from its peer end is
+// queued, unwritable while its send buffer is full.
+func (k *fakeNetmap) refreshLevels() {
+	var buf [4096]byte
+	for _, p := range k.fds {
+		if p.peerFd < 0 {
+			continue
+		}
+		in, out := k.levels(p)
+		if in != p.in {
+			if in {
+				unix.Write(p.peerFd, buf[:1])
+			} else {
+				for n, _ := unix.Read(p.fd, buf[:]); n > 0; n, _ = unix.Read(p.fd, buf[:]) {
+				}
+			}
+			p.in = in
+		}
+		if out != p.out {
+			if out {
+				for n, _ := unix.Read(p.peerFd, buf[:]); n > 0; n, _ = unix.Read(p.peerFd, buf[:]) {
+				}
+			} else {
+				for n, _ := unix.Write(p.fd, buf[:]); n > 0; n, _ = unix.Write(p.fd, buf[:]) {
+				}
+			}
+			p.out = out
+		}
+	}
+}
+
+// pauseTx stops or restarts the transmitter of port name (link down/up).
+func (k *fakeNetmap) pauseTx(name string, paused bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	port := k.ports[name]
+	port.txPaused = paused
+	for i := range port.krings[tTX] {
+		k.pump(port, i)
+	}
+	k.refreshLevels()
+}
+
+// injectTail makes the next finalize of kring i of direction t of port name
+// write tail v into the ring's header: a kernel bug.
+func (k *fakeNetmap) injectTail(name string, t, i int, v uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	kr := k.ports[name].krings[t][i]
+	kr.bugTail, kr.bugPending = v, true
+}
+
+// kring returns a copy of kring i of direction t of port name, and its
+// ring's header as the kernel sees it.
+func (k *fakeNetmap) kring(name string, t, i int) (kr fakeKring, head, cur, tail uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	port := k.ports[name]
+	kr = *port.krings[t][i]
+	if fr := port.rings[t][i]; fr.off != 0 {
+		r := fr.view()
+		head, cur, tail = r.head(), r.cur(), r.tail()
+	}
+	return kr, head, cur, tail
+}
+
+// wireStats returns how many slots port name sent and how many of them the
+// wire dropped.
+func (k *fakeNetmap) wireStats(name string) (sent, dropped uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.ports[name]
+	return p.sent, p.dropped
 }
