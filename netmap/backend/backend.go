@@ -1,0 +1,46 @@
+// Package backend opens a netmap.Port by name, choosing the backend from the
+// name's family: ptbhyve's in-process pipes for pipe:, kernel netmap for
+// netmap: and valeX: where /dev/netmap exists, AF_XDP for xdp: on Linux.
+package backend
+
+import (
+	"fmt"
+
+	"github.com/ptbhyve/ptbhyve/netmap"
+	"github.com/ptbhyve/ptbhyve/netmap/pipe"
+)
+
+// Options are defaults for what a name does not say.
+type Options struct {
+	Rings   int    // rings per direction for ports created on the fly
+	Slots   uint32 // slots per ring
+	BufSize uint32
+}
+
+// Open parses name and opens the port it names.
+func Open(name string, o Options) (netmap.Port, error) {
+	n, err := netmap.ParseName(name)
+	if err != nil {
+		return nil, err
+	}
+	switch n.Family {
+	case netmap.FamilyPipe:
+		return openPipe(n, o)
+	case netmap.FamilyNetmap, netmap.FamilyVale:
+		return openKernel(n, o)
+	case netmap.FamilyXDP:
+		return nil, fmt.Errorf("%s: the AF_XDP backend is not built yet; use a pipe: port for now", name)
+	}
+	return nil, fmt.Errorf("%s: no backend for family %s", name, n.Family)
+}
+
+func openPipe(n netmap.Name, o Options) (netmap.Port, error) {
+	slots := o.Slots
+	if n.Conf.TxSlots != 0 {
+		slots = n.Conf.TxSlots
+	}
+	if n.Conf.RxSlots != 0 && n.Conf.RxSlots != slots {
+		return nil, fmt.Errorf("%s: a pipe's two directions have one ring size; give slots=, not different tx-slots and rx-slots", n)
+	}
+	return pipe.Open(n.Port+"/"+n.PipeID, n.PipeRole == netmap.PipeMaster, pipe.Config{Rings: o.Rings, Slots: slots, BufSize: o.BufSize})
+}
