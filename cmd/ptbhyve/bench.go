@@ -11,13 +11,13 @@ import (
 )
 
 const benchHelp = `Measures the ptnetmap data path with no VM: a guest process maps the
-device region and drives two ptnet devices joined by a backend (one guest
-vCPU streaming device 0 -> device 1, then 1 -> 0; 64-byte frames whose
-sequence numbers are checked on receipt), while this process runs the host
-sync loop for both devices. In the
-same run it measures the reference: the same frames and per-frame work
-between the same two processes over a plain SPSC ring of buffer indexes,
-busy-polling - the limit for any shared ring here. Then the guest idles,
+devices' regions and drives two ptnet devices joined by a backend (one
+guest vCPU streaming device 0 -> device 1, then 1 -> 0; 64-byte frames
+whose sequence numbers are checked on receipt), while this process runs
+the host sync loop for both devices. In the same run it measures the
+reference: the same frames and per-frame work between the same two
+processes over a plain SPSC ring of buffer indexes, busy-polling - the
+limit for any shared ring here. Then the guest idles,
 blocked on interrupts, and the helper's CPU is measured again.
 
 Each run prints both directions (Mpps, CPU seconds per side, kicks and
@@ -45,7 +45,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.GuestCPU, "guest-cpu", 0, "CPU for the guest side (-1: do not pin)")
 	fs.IntVar(&o.HelperCPU, "helper-cpu", 1, "CPU for the host loop (-1: do not pin)")
 	asJSON := fs.Bool("json", false, "end with one JSON object for scripts")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -103,3 +103,13 @@ func newFlags(name, synopsis, help string, stderr io.Writer) *flag.FlagSet {
 	}
 	return fs
 }
+
+// parse parses a command's flags; a mistake in them is a usage error (exit
+// status 2), help is not an error.
+func parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return usageError{err.Error()}
+	}
+	return err
+}

@@ -21,7 +21,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"ports"}, 2, "", "name at least one port"},
 		{[]string{"bench", "--runs", "0"}, 2, "", "must be positive"},
 		{[]string{"bench", "--guest-cpu", "4096"}, 2, "", "pick --guest-cpu"},
-		{[]string{"bench", "-h"}, 0, "", "same run it measures the reference"},
+		{[]string{"bench", "-h"}, 0, "", "In the same run it measures the"},
 		{[]string{"bench", "extra"}, 2, "", `unexpected argument "extra"`},
 	} {
 		var out, errb bytes.Buffer

@@ -20,7 +20,7 @@ Example:
 func runPorts(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ports", "NAME...", portsHelp, stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per name")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
