@@ -13,20 +13,6 @@ import (
 	"github.com/ptbhyve/ptbhyve/netmap/pipe"
 )
 
-// ram is guest RAM for tests: guest-physical address = offset.
-type ram struct{ b []byte }
-
-func (r ram) Slice(gpa, size uint64) ([]byte, error) {
-	if gpa > uint64(len(r.b)) || size > uint64(len(r.b))-gpa {
-		return nil, fmt.Errorf("gpa %#x+%d outside %d bytes of RAM", gpa, size, len(r.b))
-	}
-	return r.b[gpa : gpa+size], nil
-}
-
-type irqs []*event.Event
-
-func (q irqs) Interrupt(v int) { q[v].Signal() }
-
 func newEvents(t testing.TB, n int) []*event.Event {
 	var evs []*event.Event
 	for range n {
@@ -43,7 +29,7 @@ func newEvents(t testing.TB, n int) []*event.Event {
 // rig is two ptnet devices joined by a pipe, served by one host loop, each
 // with a guest attached through its registers.
 type rig struct {
-	ram     ram
+	ram     FlatMemory
 	loop    *Loop
 	dev     [2]*Ptnet
 	memdev  *Memdev
@@ -66,7 +52,7 @@ func newRig(t testing.TB, cfg pipe.Config) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{ram: ram{mem.Bytes()}}
+	r := &rig{ram: FlatMemory(mem.Bytes())}
 	r.loop, err = NewLoop(LoopConfig{Spin: 20 * time.Microsecond, SafetyPoll: 50 * time.Millisecond, CPU: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +76,7 @@ func newRig(t testing.TB, cfg pipe.Config) *rig {
 		n := len(p.TxRings()) + len(p.RxRings())
 		r.irq[i] = newEvents(t, n)
 		r.dev[i], err = NewPtnet(PtnetConfig{Port: p, MAC: [6]byte{2, 0, 0, 0, 0, byte(i)}, Mem: r.ram,
-			Irq: irqs(r.irq[i]), Kicks: newEvents(t, n), Loop: r.loop})
+			Irq: EventInterrupts(r.irq[i]), Kicks: newEvents(t, n), Loop: r.loop})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +97,7 @@ func (r *rig) attach(t testing.TB, i int) {
 		t.Fatal(err)
 	}
 	n := uint64(info.NumTx + info.NumRx)
-	csb := CSBFromBytes(r.ram.b[gh:gh+n*64], r.ram.b[hg:hg+n*64], int(n))
+	csb := CSBFromBytes(r.ram[gh:gh+n*64], r.ram[hg:hg+n*64], int(n))
 	r.guest[i], err = NewGuest(GuestConfig{Mem: r.dev[i].cfg.Port.Region().Mem(), Pools: info.Pools, NifpOfs: info.NifpOfs,
 		NumTx: info.NumTx, NumRx: info.NumRx, CSB: csb, Kick: RegKicker{r.dev[i]}})
 	if err != nil {
@@ -271,7 +257,7 @@ func TestPtctl(t *testing.T) {
 		{"CSB outside RAM", func() { d.Write(RegCSBGHBAH, 1); d.Write(RegCSBGHBAL, 0); d.Write(RegPtctl, PtctlCreate) }, StatusEFAUL, false},
 		{"CSB at the end of RAM", func() {
 			d.Write(RegCSBGHBAH, 0)
-			d.Write(RegCSBGHBAL, uint32(len(r.ram.b)-64))
+			d.Write(RegCSBGHBAL, uint32(len(r.ram)-64))
 			d.Write(RegPtctl, PtctlCreate)
 		}, StatusEFAUL, false},
 		{"reset", func() { d.Reset() }, StatusOK, false},

@@ -231,3 +231,19 @@ func FuzzSyncLoop(f *testing.F) {
 		e.check(t)
 	})
 }
+
+func TestFlatMemoryBounds(t *testing.T) {
+	m := FlatMemory(make([]byte, 4096))
+	for _, c := range []struct {
+		gpa, size uint64
+		ok        bool
+	}{{0, 4096, true}, {4032, 64, true}, {4033, 64, false}, {1 << 63, 64, false}, {4096, 0, true}, {4097, 0, false}} {
+		b, err := m.Slice(c.gpa, c.size)
+		if (err == nil) != c.ok || (err == nil && uint64(len(b)) != c.size) {
+			t.Errorf("Slice(%#x, %d) = %d bytes, %v", c.gpa, c.size, len(b), err)
+		}
+		if err == nil && cap(b) != len(b) {
+			t.Errorf("Slice(%#x, %d) lets an append reach past the slice", c.gpa, c.size)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func runGuest() error {
 	var irqs [][]*event.Event
 	for _, d := range c.Devices {
 		n := uint64(d.Info.NumTx + d.Info.NumRx)
-		mem := guestRAM(ram.Bytes())
+		mem := ptnetmap.FlatMemory(ram.Bytes())
 		gh, err := mem.Slice(d.Atok, n*ptnetmap.CSBEntrySize)
 		if err != nil {
 			return err

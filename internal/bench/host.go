@@ -34,19 +34,6 @@ type rig struct {
 // (guest-physical 0 means "no CSB").
 const ramSize = 3 * 8192
 
-type guestRAM []byte
-
-func (r guestRAM) Slice(gpa, size uint64) ([]byte, error) {
-	if gpa > uint64(len(r)) || size > uint64(len(r))-gpa {
-		return nil, fmt.Errorf("gpa %#x+%d is outside guest RAM", gpa, size)
-	}
-	return r[gpa : gpa+size], nil
-}
-
-type irqEvents []*event.Event
-
-func (q irqEvents) Interrupt(v int) { q[v].Signal() }
-
 // sharedPort is a port whose region lives in shared memory another process
 // can map.
 type sharedPort interface {
@@ -110,7 +97,7 @@ func newRig(c rigConfig) (r *rig, err error) {
 			return r, fmt.Errorf("bench: eventfds: out of descriptors?")
 		}
 		r.devs[i], err = ptnetmap.NewPtnet(ptnetmap.PtnetConfig{Port: p, MAC: [6]byte{0x02, 0x70, 0x74, 0, 0, byte(i)},
-			Mem: guestRAM(r.ram.Bytes()), Irq: irqEvents(irqs), Kicks: kicks, Loop: r.loop})
+			Mem: ptnetmap.FlatMemory(r.ram.Bytes()), Irq: ptnetmap.EventInterrupts(irqs), Kicks: kicks, Loop: r.loop})
 		if err != nil {
 			return r, err
 		}

@@ -606,20 +606,6 @@ func TestWakerEvents(t *testing.T) {
 	}
 }
 
-// ram is guest RAM: guest-physical address = offset.
-type ram struct{ b []byte }
-
-func (r ram) Slice(gpa, size uint64) ([]byte, error) {
-	if gpa > uint64(len(r.b)) || size > uint64(len(r.b))-gpa {
-		return nil, fmt.Errorf("gpa %#x+%d outside %d bytes of RAM", gpa, size, len(r.b))
-	}
-	return r.b[gpa : gpa+size], nil
-}
-
-type irqs []*event.Event
-
-func (q irqs) Interrupt(v int) { q[v].Signal() }
-
 func newEvents(t testing.TB, n int) []*event.Event {
 	var evs []*event.Event
 	for range n {
@@ -652,7 +638,7 @@ func TestGuestThroughKernelPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mem.Close()
-	guestRAM := ram{mem.Bytes()}
+	guestRAM := ptnetmap.FlatMemory(mem.Bytes())
 	loop, err := ptnetmap.NewLoop(ptnetmap.LoopConfig{Spin: 20 * time.Microsecond, SafetyPoll: 50 * time.Millisecond, CPU: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -661,7 +647,7 @@ func TestGuestThroughKernelPort(t *testing.T) {
 	nr := len(host.TxRings()) + len(host.RxRings())
 	irq := newEvents(t, nr)
 	dev, err := ptnetmap.NewPtnet(ptnetmap.PtnetConfig{Port: host, MAC: [6]byte{2, 0, 0, 0, 0, 1}, Mem: guestRAM,
-		Irq: irqs(irq), Kicks: newEvents(t, nr), Loop: loop})
+		Irq: ptnetmap.EventInterrupts(irq), Kicks: newEvents(t, nr), Loop: loop})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -686,7 +672,7 @@ func TestGuestThroughKernelPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := uint64(info.NumTx + info.NumRx)
-	csb := ptnetmap.CSBFromBytes(guestRAM.b[gh:gh+n*64], guestRAM.b[hg:hg+n*64], int(n))
+	csb := ptnetmap.CSBFromBytes(guestRAM[gh:gh+n*64], guestRAM[hg:hg+n*64], int(n))
 	guest, err := ptnetmap.NewGuest(ptnetmap.GuestConfig{Mem: host.Region().Mem(), Pools: info.Pools, NifpOfs: info.NifpOfs,
 		NumTx: info.NumTx, NumRx: info.NumRx, CSB: csb, Kick: ptnetmap.RegKicker{Regs: dev}})
 	if err != nil {
