@@ -29,7 +29,7 @@ func Open(name string, o Options) (netmap.Port, error) {
 	case netmap.FamilyNetmap, netmap.FamilyVale:
 		return openKernel(n, o)
 	case netmap.FamilyXDP:
-		return nil, fmt.Errorf("%s: the AF_XDP backend is not built yet; use a pipe: port for now", name)
+		return openXDP(n, o)
 	}
 	return nil, fmt.Errorf("%s: no backend for family %s", name, n.Family)
 }

@@ -29,7 +29,7 @@ func TestOpenPipeByName(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	cases := []struct{ name, want string }{
 		{"ix0", `did you mean "netmap:ix0"`},
-		{"xdp:eth0", "AF_XDP backend is not built yet"},
+		{"xdp:nosuchif0", "no interface nosuchif0"},
 		{"pipe:p{0@conf:tx-slots=64,rx-slots=128", "one ring size"},
 	}
 	if _, err := os.Stat("/dev/netmap"); os.IsNotExist(err) {
