@@ -194,12 +194,12 @@ func TestOverloadIsCounted(t *testing.T) {
 	if q.RxDropped == 0 {
 		t.Fatalf("no drops counted although %d of %d frames were not received: %+v", total-got, total, q)
 	}
-	// Frames the kernel dropped before they reached the socket are not
-	// all in its counters (the veth can drop too), but nothing received
-	// may be out of order or repeated (drainCounting checks), and what
-	// arrived plus what the socket counts as dropped cannot exceed what
-	// was sent.
-	if got+q.RxDropped > total || got == 0 {
+	// Nothing received may be out of order or repeated (drainCounting
+	// checks), and what arrived plus what the socket counts as dropped
+	// cannot exceed what was sent, give or take the kernel's own frames
+	// (IPv6 neighbour discovery), which the socket counts too.
+	const kernelFrames = 16
+	if got+q.RxDropped > total+kernelFrames || got == 0 {
 		t.Fatalf("received %d plus dropped %d of %d sent", got, q.RxDropped, total)
 	}
 	t.Logf("received %d of %d, socket dropped %d (FILL empty %d, ring full %d)", got, total, q.RxDropped, q.RxFillEmpty, q.RxRingFull)
