@@ -20,6 +20,11 @@ processes over a plain SPSC ring of buffer indexes, busy-polling - the
 limit for any shared ring here. Then the guest idles,
 blocked on interrupts, and the helper's CPU is measured again.
 
+With --backend xdp (Linux, root) the device's port is xdp: on one end of
+a veth between two network namespaces the bench creates and removes; the
+guest streams to an AF_XDP receiver on the other end, and the reference is
+a plain AF_XDP sender on the same veth, so the ratio is ptbhyve's hop.
+
 Each run prints both directions (Mpps, CPU seconds per side, kicks and
 interrupts per packet); the summary takes the slower direction. Figures
 are medians over --runs. On a 2-vCPU machine pin the two sides to
@@ -35,7 +40,7 @@ Example:
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "[flags]", benchHelp, stderr)
 	o := bench.Options{}
-	fs.StringVar(&o.Backend, "backend", "pipe", "backend between the two devices: pipe (zero copy, one shared region: the trusted path) or switch (a learning switch, a region per VM, frames copied: the untrusted path)")
+	fs.StringVar(&o.Backend, "backend", "pipe", "backend between the two devices: pipe (zero copy, one shared region: the trusted path) or switch (a learning switch, a region per VM, frames copied: the untrusted path) or xdp (the guest's port is AF_XDP on a veth between two namespaces, measured against a plain AF_XDP sender on the same veth; Linux, root)")
 	fs.Uint64Var(&o.Frames, "frames", 20000000, "frames per run")
 	fs.IntVar(&o.Runs, "runs", 5, "runs; figures are medians")
 	slots := fs.Uint("slots", 1024, "slots per ring (power of two, at most 4096)")

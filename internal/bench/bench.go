@@ -68,24 +68,31 @@ type Summary struct {
 
 // Run benchmarks opts.Backend.
 func Run(o Options) (Summary, error) {
-	if o.Backend != "pipe" && o.Backend != "switch" {
-		return Summary{}, fmt.Errorf("bench: backend %q is not supported; use pipe (trusted, zero copy) or switch (untrusted, copies)", o.Backend)
+	if o.Backend != "pipe" && o.Backend != "switch" && o.Backend != "xdp" {
+		return Summary{}, fmt.Errorf("bench: backend %q is not supported; use pipe (trusted, zero copy), switch (untrusted, copies) or xdp (AF_XDP on a veth, Linux, root)", o.Backend)
 	}
 	if o.Runs < 1 {
 		o.Runs = 1
 	}
 	s := Summary{Backend: o.Backend, Frames: o.Frames, Slots: o.Slots}
 	for i := range o.Runs {
-		ref, err := reference(o.Frames, o.Slots, o.HelperCPU, o.GuestCPU)
-		if err != nil {
-			return s, err
+		var r RunResult
+		if o.Backend == "xdp" {
+			var err error
+			if r, err = xdpRun(o); err != nil {
+				return s, err
+			}
+		} else {
+			ref, err := reference(o.Frames, o.Slots, o.HelperCPU, o.GuestCPU)
+			if err != nil {
+				return s, err
+			}
+			if r, err = pathRun(o); err != nil {
+				return s, err
+			}
+			r.ReferenceMpps = ref / 1e6
+			r.Ratio = r.Mpps / r.ReferenceMpps
 		}
-		r, err := pathRun(o)
-		if err != nil {
-			return s, err
-		}
-		r.ReferenceMpps = ref / 1e6
-		r.Ratio = r.Mpps / r.ReferenceMpps
 		s.Runs = append(s.Runs, r)
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "run %d/%d: reference %.2f Mpps; helper idle %.2f%% CPU\n", i+1, o.Runs, r.ReferenceMpps, r.HelperIdleCPUPct)

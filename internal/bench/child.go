@@ -31,6 +31,8 @@ func RunChild() {
 		err = runGuest()
 	case "spsc":
 		err = runProducer()
+	case "xdpsend":
+		err = runXDPSender()
 	default:
 		err = fmt.Errorf("unknown bench role %q", role)
 	}

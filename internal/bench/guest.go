@@ -28,6 +28,9 @@ type guestConfig struct {
 	// Window caps frames sent but not yet released by the receiver (0: no
 	// cap). A copying backend needs it; a pipe's flow control is end to end.
 	Window uint64
+	// TxOnly sends Frames on device 0 once and receives nothing: the
+	// receiver is elsewhere (the xdp benchmark's peer interface).
+	TxOnly bool
 }
 
 type guestDev struct {
@@ -105,9 +108,15 @@ func runGuest() error {
 	for phase := 0; out.waitLine(); phase++ {
 		cpu0 := processCPU()
 		var res guestResult
-		if c.Both {
+		switch {
+		case c.Both:
 			res = both(guests, irqs, c.Frames)
-		} else {
+		case c.TxOnly:
+			runtime.LockOSThread()
+			pin(c.CPU)
+			res = sendOnly(guests[0].Tx[0], irqs[0][0], c.Frames, c.Burst)
+			runtime.UnlockOSThread()
+		default:
 			src, dst := phase%2, 1-phase%2
 			runtime.LockOSThread()
 			pin(c.CPU)
@@ -124,7 +133,7 @@ func runGuest() error {
 		if err := out.send(res); err != nil {
 			return err
 		}
-		if c.Both || phase == 1 {
+		if c.Both || c.TxOnly || phase == 1 {
 			break
 		}
 	}
@@ -224,6 +233,35 @@ func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int,
 		}
 	}
 	return guestResult{Frames: got, Lost: frames - got, Elapsed: time.Since(start)}
+}
+
+// sendOnly streams frames on tx as fast as the ring takes them, sleeping on
+// the TX interrupt while the ring is full, as a guest blocked in poll()
+// does: the host's transmit work (copy-mode AF_XDP) then has the CPU.
+func sendOnly(tx *ptnetmap.GuestRing, irq *event.Event, frames uint64, burst int) guestResult {
+	tmpl := newFrame([6]byte{2, 0x70, 0x74, 0, 0, 0}, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	region := tx.Region()
+	var sent uint64
+	start := time.Now()
+	for sent < frames {
+		ring := tx.Ring
+		h, t := ring.Head(), ring.Tail()
+		for n := 0; n < burst && sent < frames && h != t; n++ {
+			s := ring.Slot(h)
+			buf := region.Buf(s.BufIdx)
+			copy(buf[:64], tmpl[:])
+			binary.LittleEndian.PutUint64(buf[seqOff:], sent)
+			s.Len = frameLen
+			sent++
+			h = ring.Next(h)
+		}
+		ring.Advance(h)
+		tx.Sync(0)
+		if ring.Space() == 0 && tx.WantsInterrupt() {
+			irq.Wait(100)
+		}
+	}
+	return guestResult{Frames: sent, Elapsed: time.Since(start)}
 }
 
 // lossIdle is how long a sender that has sent everything waits for more
