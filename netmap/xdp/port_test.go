@@ -232,3 +232,43 @@ func drainCounting(t *testing.T, p *Port, next *uint64) uint64 {
 	r.Advance(h)
 	return n
 }
+
+// xdp:IF-Q binds queue Q only; a queue the device lacks is refused with
+// an error naming the interface and queue; an unknown interface is named.
+func TestQueueSelection(t *testing.T) {
+	pair := testnet.NewPair(t, testnet.PairConfig{Queues: 2})
+	var one *Port
+	err := pair.A.Do(func() error {
+		var err error
+		one, err = OpenPort(netmap.Name{Family: netmap.FamilyXDP, Port: pair.AName, Mode: netmap.RegOneNIC, RingID: 1}, PortConfig{Slots: 64})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(one.TxRings()) != 1 || one.socks[0].queue != 1 {
+		t.Errorf("xdp:%s-1 bound %d rings on queue %d; want one ring on queue 1", pair.AName, len(one.TxRings()), one.socks[0].queue)
+	}
+	one.Close()
+	for _, c := range []struct {
+		name netmap.Name
+		want []string
+	}{
+		{netmap.Name{Family: netmap.FamilyXDP, Port: pair.AName, Mode: netmap.RegOneNIC, RingID: 7}, []string{pair.AName, "queue 7"}},
+		{netmap.Name{Family: netmap.FamilyXDP, Port: "nosuch0", Mode: netmap.RegAllNIC}, []string{"no interface nosuch0"}},
+		{netmap.Name{Family: netmap.FamilyPipe, Port: "p", PipeRole: netmap.PipeMaster, PipeID: "0"}, []string{"not an xdp: port"}},
+	} {
+		err := pair.A.Do(func() error {
+			p, err := OpenPort(c.name, PortConfig{Slots: 64})
+			if err == nil {
+				p.Close()
+			}
+			return err
+		})
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("OpenPort(%v) = %v; want an error mentioning %q", c.name, err, w)
+			}
+		}
+	}
+}
