@@ -71,7 +71,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{"ports", "netmap:ix0", "ix0"}, 1, `did you mean "netmap:ix0"`},
 		{[]string{"bench", "--no-such-flag"}, 2, "flag provided but not defined"},
-		{[]string{"bench", "--backend", "xdp", "--frames", "10", "--runs", "1"}, 1, "use pipe"},
+		{[]string{"bench", "--backend", "nosuch", "--frames", "10", "--runs", "1"}, 1, "use pipe"},
 		{[]string{"help"}, 0, "Commands:"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
