@@ -10,6 +10,7 @@ import (
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
+	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
@@ -166,6 +167,24 @@ func newFrame(src, dst [6]byte) [64]byte {
 	return f
 }
 
+// fill writes up to max frames numbered from seq into the free slots of a
+// TX ring, from head on, advances head and cur past them, and returns how
+// many it wrote. The caller syncs.
+func fill(ring netmap.Ring, region *netmap.Region, tmpl *[64]byte, seq, max uint64) uint64 {
+	h, t := ring.Head(), ring.Tail()
+	var n uint64
+	for ; n < max && h != t; n++ {
+		s := ring.Slot(h)
+		buf := region.Buf(s.BufIdx)
+		copy(buf[:64], tmpl[:])
+		binary.LittleEndian.PutUint64(buf[seqOff:], seq+n)
+		s.Len = frameLen
+		h = ring.Next(h)
+	}
+	ring.Advance(h)
+	return n
+}
+
 // stream sends frames on tx and receives them on rx from one busy-polling
 // goroutine: the guest side of two VMs on one vCPU. Each frame is the
 // template with its sequence number. A frame that arrives out of order or
@@ -187,24 +206,15 @@ func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int,
 	var idleSince time.Time
 	start := time.Now()
 	for next < frames {
-		ring := tx.Ring
-		h, t := ring.Head(), ring.Tail()
-		for n := 0; n < burst && sent < frames && sent-released < window && h != t; n++ {
-			s := ring.Slot(h)
-			buf := txr.Buf(s.BufIdx)
-			copy(buf[:64], tmpl[:])
-			binary.LittleEndian.PutUint64(buf[seqOff:], sent)
-			s.Len = frameLen
-			sent++
-			h = ring.Next(h)
+		if sent-released < window {
+			sent += fill(tx.Ring, txr, &tmpl, sent, min(uint64(burst), frames-sent, window-(sent-released)))
 		}
-		ring.Advance(h)
 		tx.Sync(0)
 
 		rx.Sync(0) // publishes the release of everything read so far
 		released = next
-		ring = rx.Ring
-		h, t = ring.Head(), ring.Tail()
+		ring := rx.Ring
+		h, t := ring.Head(), ring.Tail()
 		arrived := h != t
 		for ; h != t; h = ring.Next(h) {
 			s := ring.Slot(h)
@@ -244,20 +254,9 @@ func sendOnly(tx *ptnetmap.GuestRing, irq *event.Event, frames uint64, burst int
 	var sent uint64
 	start := time.Now()
 	for sent < frames {
-		ring := tx.Ring
-		h, t := ring.Head(), ring.Tail()
-		for n := 0; n < burst && sent < frames && h != t; n++ {
-			s := ring.Slot(h)
-			buf := region.Buf(s.BufIdx)
-			copy(buf[:64], tmpl[:])
-			binary.LittleEndian.PutUint64(buf[seqOff:], sent)
-			s.Len = frameLen
-			sent++
-			h = ring.Next(h)
-		}
-		ring.Advance(h)
+		sent += fill(tx.Ring, region, &tmpl, sent, min(uint64(burst), frames-sent))
 		tx.Sync(0)
-		if ring.Space() == 0 && tx.WantsInterrupt() {
+		if tx.Ring.Space() == 0 && tx.WantsInterrupt() {
 			irq.Wait(100)
 		}
 	}

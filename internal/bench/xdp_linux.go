@@ -66,17 +66,7 @@ func runXDPSender() error {
 	var sent uint64
 	start := time.Now()
 	for sent < c.Frames {
-		h, t := ring.Head(), ring.Tail()
-		for n := 0; n < c.Burst && sent < c.Frames && h != t; n++ {
-			s := ring.Slot(h)
-			buf := region.Buf(s.BufIdx)
-			copy(buf[:64], tmpl[:])
-			binary.LittleEndian.PutUint64(buf[seqOff:], sent)
-			s.Len = frameLen
-			sent++
-			h = ring.Next(h)
-		}
-		ring.Advance(h)
+		sent += fill(ring, region, &tmpl, sent, min(uint64(c.Burst), c.Frames-sent))
 		if err := netmap.TxSync(p); err != nil {
 			return err
 		}
