@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5m
 BIN         := bin/ptbhyve
 
-.PHONY: all build demo test lint vet cross race unit fuzz clean
+.PHONY: all build demo test deps lint vet cross race unit fuzz clean
 
 all: build
 
@@ -23,7 +23,17 @@ demo: build
 	./$(BIN) bench --backend pipe --runs 3 --frames 10000000
 	./$(BIN) bench --backend switch --runs 3 --frames 5000000
 
-test: lint cross race unit
+test: deps lint cross race unit
+
+# What the tests need beyond Go: QEMU, for the ivshmem tests against a real
+# ivshmem-doorbell device. Installed when missing and running as root;
+# otherwise those tests skip and say so.
+deps:
+	@command -v qemu-system-x86_64 >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing qemu-system-x86"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null; \
+		else echo "note: qemu-system-x86_64 missing and not root: the QEMU tests will skip"; fi; }
 
 lint:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
