@@ -193,4 +193,3 @@ func TestListenChecks(t *testing.T) {
 	}
 	s2.Close()
 }
-
