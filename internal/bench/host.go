@@ -92,10 +92,12 @@ func newRig(c rigConfig) (r *rig, err error) {
 	r.addFile(r.ram.Fd(), "ram")
 	for i, p := range r.ports {
 		n := len(p.TxRings()) + len(p.RxRings())
-		kicks, irqs := r.newEvents(n), r.newEvents(n)
-		if kicks == nil || irqs == nil {
-			return r, fmt.Errorf("bench: eventfds: out of descriptors?")
+		evs, err := event.NewN(2 * n)
+		if err != nil {
+			return r, err
 		}
+		r.events = append(r.events, evs...)
+		kicks, irqs := evs[:n], evs[n:]
 		r.devs[i], err = ptnetmap.NewPtnet(ptnetmap.PtnetConfig{Port: p, MAC: [6]byte{0x02, 0x70, 0x74, 0, 0, byte(i)},
 			Mem: ptnetmap.FlatMemory(r.ram.Bytes()), Irq: ptnetmap.EventInterrupts(irqs), Kicks: kicks, Loop: r.loop})
 		if err != nil {
@@ -121,19 +123,6 @@ func newRig(c rigConfig) (r *rig, err error) {
 		r.cfg.Devices = append(r.cfg.Devices, d)
 	}
 	return r, nil
-}
-
-func (r *rig) newEvents(n int) []*event.Event {
-	var evs []*event.Event
-	for range n {
-		e, err := event.New()
-		if err != nil {
-			return nil
-		}
-		r.events = append(r.events, e)
-		evs = append(evs, e)
-	}
-	return evs
 }
 
 // addFile adds a duplicate of fd to the child's descriptors and returns its

@@ -243,19 +243,15 @@ func xdpRun(o Options) (RunResult, error) {
 	}
 	loop.Start()
 	defer loop.Stop()
-	var evs []*event.Event
+	evs, err := event.NewN(4) // kick and interrupt for the TX and RX ring
+	if err != nil {
+		return RunResult{}, err
+	}
 	defer func() {
 		for _, e := range evs {
 			e.Close()
 		}
 	}()
-	for range 4 {
-		e, err := event.New()
-		if err != nil {
-			return RunResult{}, err
-		}
-		evs = append(evs, e)
-	}
 	dev, err := ptnetmap.NewPtnet(ptnetmap.PtnetConfig{Port: host, MAC: [6]byte{2, 0x70, 0x74, 0, 0, 0},
 		Mem: ptnetmap.FlatMemory(ram.Bytes()), Irq: ptnetmap.EventInterrupts(evs[2:]), Kicks: evs[:2], Loop: loop})
 	if err != nil {

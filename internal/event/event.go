@@ -84,3 +84,20 @@ func (e *Event) Close() error {
 	}
 	return err
 }
+
+// NewN makes n events, one per ring or vector; on failure it closes the
+// ones it made.
+func NewN(n int) ([]*Event, error) {
+	evs := make([]*Event, 0, n)
+	for range n {
+		e, err := New()
+		if err != nil {
+			for _, x := range evs {
+				x.Close()
+			}
+			return nil, err
+		}
+		evs = append(evs, e)
+	}
+	return evs, nil
+}

@@ -51,3 +51,21 @@ func TestWaker(t *testing.T) {
 		t.Fatal("a refused Arm left the waker armed")
 	}
 }
+
+func TestNewN(t *testing.T) {
+	evs, err := NewN(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, e := range evs {
+		if seen[e.Fd()] {
+			t.Fatalf("descriptor %d handed out twice", e.Fd())
+		}
+		seen[e.Fd()] = true
+		e.Close()
+	}
+	if len(evs) != 3 {
+		t.Fatalf("NewN(3) made %d events", len(evs))
+	}
+}

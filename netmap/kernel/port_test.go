@@ -607,15 +607,15 @@ func TestWakerEvents(t *testing.T) {
 }
 
 func newEvents(t testing.TB, n int) []*event.Event {
-	var evs []*event.Event
-	for range n {
-		e, err := event.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		evs = append(evs, e)
+	evs, err := event.NewN(n)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		for _, e := range evs {
+			e.Close()
+		}
+	})
 	return evs
 }
 

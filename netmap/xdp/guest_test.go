@@ -14,16 +14,16 @@ import (
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
-func events(t *testing.T, n int) []*event.Event {
-	var evs []*event.Event
-	for range n {
-		e, err := event.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		evs = append(evs, e)
+func events(t testing.TB, n int) []*event.Event {
+	evs, err := event.NewN(n)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		for _, e := range evs {
+			e.Close()
+		}
+	})
 	return evs
 }
 
