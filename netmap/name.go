@@ -16,6 +16,7 @@ const (
 	FamilyVale                 // "valeX:PORT": a port of the kernel VALE switch X
 	FamilyXDP                  // "xdp:IF": an AF_XDP socket (Linux)
 	FamilyPipe                 // "pipe:NAME{ID": an in-process zero-copy pipe
+	FamilySwitch               // "switchX:PORT": a port of ptbhyve's in-process switch X
 )
 
 func (f Family) String() string {
@@ -28,6 +29,8 @@ func (f Family) String() string {
 		return "xdp"
 	case FamilyPipe:
 		return "pipe"
+	case FamilySwitch:
+		return "switch"
 	}
 	return "Family(" + strconv.Itoa(int(f)) + ")"
 }
@@ -71,8 +74,8 @@ func (r PipeRole) brace() string {
 // without re-reading the text.
 type Name struct {
 	Family Family
-	// Switch is the VALE switch identifier after "vale" (may be empty, as in
-	// "vale:x"); FamilyVale only.
+	// Switch is the switch identifier after "vale" or "switch" (may be
+	// empty, as in "vale:x"); FamilyVale and FamilySwitch only.
 	Switch string
 	// Port is the interface, VALE port, pipe name or xdp interface.
 	Port string
@@ -147,7 +150,7 @@ const (
 	pnMaxOffsetBits = 64                // the offset lives in the 64-bit slot.ptr
 )
 
-const pnFamilies = "netmap:, valeX: (X is [A-Za-z0-9_]*, possibly empty), xdp: and pipe:"
+const pnFamilies = "netmap:, valeX: (X is [A-Za-z0-9_]*, possibly empty), xdp:, pipe: and switchX:"
 
 const pnFlagHelp = "x (exclusive), z (zero-copy monitor), t (monitor TX), r (monitor RX), R (RX rings only), T (TX rings only)"
 
@@ -192,6 +195,7 @@ var pnOptions = []struct{ name, dflt, example string }{
 //	valeX:PORT[{ID|}ID][MODE][/FLAGS][@MEMID][@OPTION...]
 //	xdp:IF[-Q][@conf:slots=N]
 //	pipe:NAME{ID[/x][@conf:slots=N]      (or pipe:NAME}ID)
+//	switchX:PORT[@conf:slots=N]
 //
 //	MODE    ^  host rings          ^N  host ring N
 //	        *  NIC and host rings  -N  NIC ring N      (0 <= N < 4095)
@@ -206,8 +210,11 @@ var pnOptions = []struct{ name, dflt, example string }{
 //	        @offset:K=V,...  initial*, bits
 //	        @share=PORT
 //
-// IF may contain '.' (vlan0.100); VALE ports, pipe names and pipe ids are
-// [A-Za-z0-9_]+. The name ends at the first of - * ^ / @. A starred key is
+// IF may contain '.' (vlan0.100); VALE and switch ports, pipe names and
+// pipe ids are [A-Za-z0-9_]+; switch names X, like VALE's, are
+// [A-Za-z0-9_]*. switchX: is ptbhyve's own learning switch, which copies
+// between ports that each keep their own memory (netmap's VALE semantics
+// without a netmap kernel). The name ends at the first of - * ^ / @. A starred key is
 // the option's default: a bare value sets it ("@conf:4"), and so does the
 // short form "@option=value", which takes the rest of the option verbatim.
 // @N and the options may come in any order, each at most once. Values
@@ -288,6 +295,10 @@ func (p *pnParser) parse() error {
 	case prefix == "pipe":
 		p.n.Family = FamilyPipe
 		return p.parsePipe(i)
+	case strings.HasPrefix(prefix, "switch"):
+		p.n.Family = FamilySwitch
+		p.n.Switch = prefix[len("switch"):]
+		return p.parseSwitch(i)
 	default:
 		return p.unknownFamily(prefix)
 	}
@@ -307,7 +318,7 @@ func (p *pnParser) parse() error {
 
 // pnIsFamily reports whether s is a family prefix without its ':'.
 func pnIsFamily(s string) bool {
-	return s == "netmap" || s == "xdp" || s == "pipe" || strings.HasPrefix(s, "vale")
+	return s == "netmap" || s == "xdp" || s == "pipe" || strings.HasPrefix(s, "vale") || strings.HasPrefix(s, "switch")
 }
 
 func (p *pnParser) missingFamily(j int) error {
@@ -318,8 +329,10 @@ func (p *pnParser) missingFamily(j int) error {
 	colon := strings.IndexByte(s, ':')
 	at := strings.IndexByte(s, '@')
 	if colon >= 0 && (at < 0 || colon < at) {
-		if strings.HasPrefix(cand, "vale") {
-			return p.errf(j, "invalid character %q in VALE switch name %q; switch names use letters, digits and '_'", s[j], s[len("vale"):colon])
+		for _, sw := range []struct{ prefix, what string }{{"vale", "VALE switch"}, {"switch", "switch"}} {
+			if strings.HasPrefix(cand, sw.prefix) {
+				return p.errf(j, "invalid character %q in %s name %q; switch names use letters, digits and '_'", s[j], sw.what, s[len(sw.prefix):colon])
+			}
 		}
 		return p.unknownFamily(s[:colon])
 	}
@@ -585,6 +598,8 @@ func (p *pnParser) parseMemID(at int, seg string) error {
 		return p.errf(at, "xdp: ports take no mem id (@%s): each AF_XDP socket has its own UMEM", seg)
 	case FamilyPipe:
 		return p.errf(at, "pipe: ports take no mem id (@%s): both ends share one in-process region", seg)
+	case FamilySwitch:
+		return p.errf(at, "switch ports take no mem id (@%s): each port has its own region", seg)
 	}
 	if p.memidAt >= 0 {
 		return p.errf(at, "mem id given twice (@%d and @%s)", p.n.MemID, seg)
@@ -622,7 +637,7 @@ func (p *pnParser) parseOption(at int, seg string) error {
 		return p.errf(at+1, "unknown option %q; options are @conf:, @extmem:, @offset: and @share=", "@"+name)
 	}
 	opt := pnOptions[idx]
-	if (p.n.Family == FamilyXDP || p.n.Family == FamilyPipe) && name != "conf" {
+	if p.n.Family >= FamilyXDP && name != "conf" {
 		return p.errf(at, "%s: ports accept only @conf:slots=N, not @%s", p.n.Family, name)
 	}
 	if p.seen[idx] {
@@ -714,7 +729,7 @@ func (p *pnParser) applyConf(items []pnItem) error {
 			return err
 		}
 		slots := k >= 6
-		if !slots && (p.n.Family == FamilyXDP || p.n.Family == FamilyPipe) {
+		if !slots && p.n.Family >= FamilyXDP {
 			return p.errf(it.keyOff, "%s: ports accept only the slots, tx-slots and rx-slots keys of @conf, not %s", p.n.Family, it.key)
 		}
 		bits := 16
@@ -728,7 +743,7 @@ func (p *pnParser) applyConf(items []pnItem) error {
 		switch {
 		case p.n.Family == FamilyVale && k < 3 && n > pnValeMaxRings:
 			return p.errf(it.valOff, "%s=%d: VALE ports have at most %d rings", it.key, n, pnValeMaxRings)
-		case p.n.Family == FamilyVale && slots && n > pnValeMaxSlots:
+		case (p.n.Family == FamilyVale || p.n.Family == FamilySwitch) && slots && n > pnValeMaxSlots:
 			return p.errf(it.valOff, "%s=%d: VALE rings have at most %d slots", it.key, n, pnValeMaxSlots)
 		case p.n.PipeRole != PipeNone && slots && n > pnPipeMaxSlots:
 			return p.errf(it.valOff, "%s=%d: pipe rings have at most %d slots", it.key, n, pnPipeMaxSlots)
@@ -888,6 +903,35 @@ func (p *pnParser) parseXDP(start int) error {
 	return p.parseAts(i)
 }
 
+// parseSwitch parses what follows "switchX:": a port name and @conf.
+func (p *pnParser) parseSwitch(start int) error {
+	s := p.s
+	p.n.Mode = RegAllNIC
+	i := start
+	for i < len(s) && pnIsIdent(s[i]) {
+		i++
+	}
+	if i == start && (i == len(s) || s[i] == '@') {
+		return p.errf(start, "missing port name after %q, e.g. %sp1", s[:start], s[:start])
+	}
+	if i < len(s) && s[i] != '@' {
+		switch c := s[i]; c {
+		case '{', '}':
+			return p.errf(i, "switch ports have no pipes; use pipe:NAME{ID for a pipe")
+		case '-', '^', '*':
+			return p.errf(i, "switch ports take no ring mode (%q); a port binds all its rings", c)
+		case '/':
+			return p.errf(i, "switch ports take no /flags")
+		}
+		return p.badNameChar(i)
+	}
+	p.n.Port = s[start:i]
+	if n := len(s[:i]); n > pnMaxKernelName {
+		return p.errf(0, "switch port name %q is %d bytes; at most %d", s[:i], n, pnMaxKernelName)
+	}
+	return p.parseAts(i)
+}
+
 // parsePipe parses what follows "pipe:".
 func (p *pnParser) parsePipe(start int) error {
 	s := p.s
@@ -954,6 +998,8 @@ func (n Name) String() string {
 		b.WriteString("xdp:")
 	case FamilyPipe:
 		b.WriteString("pipe:")
+	case FamilySwitch:
+		b.WriteString("switch" + n.Switch + ":")
 	default:
 		b.WriteString(n.Family.String() + ":")
 	}

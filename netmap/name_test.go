@@ -153,6 +153,8 @@ var pnValidNames = []pnValid{
 	{in: "pipe:p{0", want: Name{Family: FamilyPipe, Port: "p", PipeRole: PipeMaster, PipeID: "0", Mode: RegAllNIC}},
 	{in: "pipe:p}0", want: Name{Family: FamilyPipe, Port: "p", PipeRole: PipeSlave, PipeID: "0", Mode: RegAllNIC}},
 	{in: "pipe:name_1{end/x", want: Name{Family: FamilyPipe, Port: "name_1", PipeRole: PipeMaster, PipeID: "end", Mode: RegAllNIC, Flags: FlagExclusive}},
+	{in: "switch0:vm1", want: Name{Family: FamilySwitch, Switch: "0", Port: "vm1", Mode: RegAllNIC}},
+	{in: "switch:p_2@conf:slots=512", want: Name{Family: FamilySwitch, Port: "p_2", Mode: RegAllNIC, Conf: Conf{TxSlots: 512, RxSlots: 512}}},
 	{in: "pipe:p{0@conf:slots=4096", want: Name{Family: FamilyPipe, Port: "p", PipeRole: PipeMaster, PipeID: "0", Mode: RegAllNIC, Conf: Conf{TxSlots: 4096, RxSlots: 4096}}},
 	{in: "pipe:p}1/x@conf:rx-slots=128", want: Name{Family: FamilyPipe, Port: "p", PipeRole: PipeSlave, PipeID: "1", Mode: RegAllNIC, Flags: FlagExclusive, Conf: Conf{RxSlots: 128}}},
 }
@@ -293,6 +295,16 @@ var pnInvalidNames = []pnInvalid{
 
 	// pipe: family.
 	{"pipe:p", "pipe:p needs an endpoint: pipe:p{0 or pipe:p}0"},
+	{"switch0:", `missing port name after "switch0:", e.g. switch0:p1`},
+	{"switch0:@conf:2", `missing port name after "switch0:"`},
+	{"switch0:a{1", "switch ports have no pipes"},
+	{"switch0:a-1", "switch ports take no ring mode ('-')"},
+	{"switch0:a/x", "switch ports take no /flags"},
+	{"switch0:a.b", "'.' is allowed only in netmap: interface names, not in switch names"},
+	{"switch0:a@2", "switch ports take no mem id"},
+	{"switch0:a@conf:rings=2", "switch: ports accept only the slots"},
+	{"switch0:a@conf:slots=8192", "VALE rings have at most 4096 slots"},
+	{"switch-0:a", `invalid character '-' in switch name "-0"`},
 	{"pipe:p/x", "pipe:p needs an endpoint"},
 	{"pipe:", `missing pipe name after "pipe:"`},
 	{"pipe:{0", `missing pipe name after "pipe:"`},

@@ -11,8 +11,9 @@ import (
 
 // Mem is a shared-memory object and its mapping in this process.
 type Mem struct {
-	fd int
-	b  []byte
+	fd       int
+	b        []byte
+	borrowed bool
 }
 
 // New creates a zeroed shared-memory object of size bytes and maps it.
@@ -44,6 +45,23 @@ func Map(fd, size int) (*Mem, error) {
 	return &Mem{fd: fd, b: b}, nil
 }
 
+// Borrow wraps memory that belongs to someone else (a region placed inside
+// a VM's device memory) so code written for a Mem can use it; Close leaves
+// it mapped and Fd is -1.
+func Borrow(b []byte) *Mem { return &Mem{fd: -1, b: b, borrowed: true} }
+
+// Place returns a borrowed view of the first size bytes of b, or a new
+// object when b is nil: how a backend takes the memory its caller chose.
+func Place(b []byte, name string, size int) (*Mem, error) {
+	if b == nil {
+		return New(name, size)
+	}
+	if len(b) < size {
+		return nil, fmt.Errorf("shm: %s needs %d bytes; the memory given holds %d", name, size, len(b))
+	}
+	return Borrow(b[:size:size]), nil
+}
+
 // Bytes is the mapping.
 func (m *Mem) Bytes() []byte { return m.b }
 
@@ -53,6 +71,10 @@ func (m *Mem) Fd() int { return m.fd }
 // Close unmaps the memory and closes the descriptor; the object lives on
 // while another process holds it.
 func (m *Mem) Close() error {
+	if m.borrowed {
+		m.b = nil
+		return nil
+	}
 	err := unix.Munmap(m.b)
 	if err2 := unix.Close(m.fd); err == nil {
 		err = err2

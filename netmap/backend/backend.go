@@ -1,6 +1,7 @@
 // Package backend opens a netmap.Port by name, choosing the backend from the
-// name's family: ptbhyve's in-process pipes for pipe:, kernel netmap for
-// netmap: and valeX: where /dev/netmap exists, AF_XDP for xdp: on Linux.
+// name's family: ptbhyve's in-process pipes for pipe: and switches for
+// switchX:, kernel netmap for netmap: and valeX: where /dev/netmap exists,
+// AF_XDP for xdp: on Linux.
 package backend
 
 import (
@@ -15,6 +16,10 @@ type Options struct {
 	Rings   int    // rings per direction for ports created on the fly
 	Slots   uint32 // slots per ring
 	BufSize uint32
+	// Mem, if set, is where a port that builds its own region builds it:
+	// a VM's device memory, so the guest sees the rings and buffers with
+	// no copy. It stays the caller's. Kernel ports cannot use it.
+	Mem []byte
 }
 
 // Open parses name and opens the port it names.
@@ -30,6 +35,8 @@ func Open(name string, o Options) (netmap.Port, error) {
 		return openKernel(n, o)
 	case netmap.FamilyXDP:
 		return openXDP(n, o)
+	case netmap.FamilySwitch:
+		return openSwitch(n, o)
 	}
 	return nil, fmt.Errorf("%s: no backend for family %s", name, n.Family)
 }
@@ -42,5 +49,5 @@ func openPipe(n netmap.Name, o Options) (netmap.Port, error) {
 	if n.Conf.RxSlots != 0 && n.Conf.RxSlots != slots {
 		return nil, fmt.Errorf("%s: a pipe's two directions have one ring size; give slots=, not different tx-slots and rx-slots", n)
 	}
-	return pipe.Open(n.Port+"/"+n.PipeID, n.PipeRole == netmap.PipeMaster, pipe.Config{Rings: o.Rings, Slots: slots, BufSize: o.BufSize})
+	return pipe.Open(n.Port+"/"+n.PipeID, n.PipeRole == netmap.PipeMaster, pipe.Config{Rings: o.Rings, Slots: slots, BufSize: o.BufSize, Mem: o.Mem})
 }

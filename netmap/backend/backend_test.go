@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ptbhyve/ptbhyve/netmap"
 )
 
 func TestOpenPipeByName(t *testing.T) {
@@ -40,5 +42,50 @@ func TestOpenErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Open(%q) = %v; want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// A port built in memory the caller gave (a VM's device memory) must lay
+// its region there, and ports of one in-process switch must reach each
+// other.
+func TestOpenSwitchInGivenMemory(t *testing.T) {
+	mem := make([]byte, 8<<20)
+	a, err := Open("switchbt:a@conf:slots=64", Options{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open("switchbt:b", Options{Slots: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := a.Region().Mem(); &got[0] != &mem[0] {
+		t.Fatal("switch port a did not build its region in the memory given")
+	}
+	if _, err := Open("switchbt:a", Options{}); err == nil {
+		t.Fatal("opened switch port a twice")
+	}
+	// A broadcast from a must arrive on b.
+	tx := a.If().TxRing(0)
+	s := tx.Slot(tx.Head())
+	frame := a.Region().Buf(s.BufIdx)
+	for i := range 6 {
+		frame[i] = 0xff
+	}
+	copy(frame[6:], []byte{2, 0, 0, 0, 0, 1, 0x08, 0x00})
+	s.Len = 60
+	tx.Advance(tx.Next(tx.Head()))
+	if err := netmap.TxSync(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := netmap.RxSync(b); err != nil {
+		t.Fatal(err)
+	}
+	if rx := b.If().RxRing(0); rx.Empty() {
+		t.Fatal("the broadcast from switchbt:a did not reach switchbt:b")
+	}
+	if _, err := Open("switchbt:c", Options{Mem: make([]byte, 4096)}); err == nil || !strings.Contains(err.Error(), "needs") {
+		t.Fatalf("a region that does not fit the memory given: err = %v", err)
 	}
 }

@@ -28,6 +28,9 @@ type Config struct {
 	BufSize uint32 // default 2048
 	// ExtraBufs are left free in the region for whoever maps it.
 	ExtraBufs uint32
+	// Mem, if set, is where the region is built (the shared memory of the
+	// VMs at both ends); it must hold the layout and stays the caller's.
+	Mem []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -121,7 +124,7 @@ func newPair(key string, c Config) (*pair, error) {
 	}
 	nextID++
 	info.MemID = nextID
-	mem, err := shm.New("ptbhyve-pipe-"+key, int(info.MemSize))
+	mem, err := shm.Place(c.Mem, "ptbhyve-pipe-"+key, int(info.MemSize))
 	if err != nil {
 		return nil, fmt.Errorf("pipe %s: %w", key, err)
 	}
@@ -170,6 +173,7 @@ func (e *Endpoint) Region() *netmap.Region { return e.pair.region }
 
 // MemFd is the shared-memory object holding the region, for handing the
 // region to another process.
+// It is -1 when the region lives in memory the caller gave (Config.Mem).
 func (e *Endpoint) MemFd() int { return e.pair.mem.Fd() }
 
 // If implements netmap.Port.

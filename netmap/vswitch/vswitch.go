@@ -82,6 +82,9 @@ type PortConfig struct {
 	BufSize uint32 // buffer size, 64..65536 (default 2048)
 	// ExtraBufs are left free in the port's region for whoever maps it.
 	ExtraBufs uint32
+	// Mem, if set, is where the port's region is built (a VM's device
+	// memory); it must hold the layout and stays the caller's.
+	Mem []byte
 }
 
 func (c PortConfig) withDefaults() PortConfig {
@@ -299,7 +302,7 @@ func newPort(s *Switch, port string, idx int, c PortConfig) (*Port, error) {
 	if len(label) > 200 {
 		label = label[:200]
 	}
-	mem, err := shm.New(label, int(info.MemSize))
+	mem, err := shm.Place(c.Mem, label, int(info.MemSize))
 	if err != nil {
 		return nil, err
 	}
@@ -371,6 +374,7 @@ func (p *Port) Region() *netmap.Region { return p.region }
 
 // MemFd is the shared-memory object holding the port's region, for handing
 // it to another process (the VM the port serves).
+// It is -1 when the region lives in memory the caller gave (Config.Mem).
 func (p *Port) MemFd() int { return p.mem.Fd() }
 
 // If implements netmap.Port.

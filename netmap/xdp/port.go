@@ -25,6 +25,10 @@ const (
 type PortConfig struct {
 	Slots   uint32 // slots per netmap ring and entries per AF_XDP ring (power of two); default 1024
 	BufSize uint32 // 2048 (the UMEM chunk); frames up to BufSize-256 bytes can be received
+	// Mem, if set, is where the region is built (a VM's device memory);
+	// it must be page aligned, hold the layout, and stays the caller's.
+	// Its buffer pool becomes the UMEM, so frames land in guest memory.
+	Mem []byte
 }
 
 // Port is an xdp: port: netmap rings in a shared region, one ring pair per
@@ -80,7 +84,7 @@ func newPort(name, ifname string, ifindex int, queues []int, c PortConfig) (p *P
 			p.Close()
 		}
 	}()
-	if p.mem, err = shm.New("ptbhyve-"+name, int(info.MemSize)); err != nil {
+	if p.mem, err = shm.Place(c.Mem, "ptbhyve-"+name, int(info.MemSize)); err != nil {
 		return p, err
 	}
 	if p.region, err = netmap.NewRegion(p.mem.Bytes(), info); err != nil {
@@ -149,6 +153,7 @@ func (p *Port) Name() string { return p.name }
 func (p *Port) Region() *netmap.Region { return p.region }
 
 // MemFd is the shared-memory object holding the region.
+// It is -1 when the region lives in memory the caller gave (Config.Mem).
 func (p *Port) MemFd() int { return p.mem.Fd() }
 
 // If implements netmap.Port.
