@@ -8,11 +8,13 @@
 package ivshmem
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
@@ -42,6 +44,14 @@ type Server struct {
 	// Connected, if set, is told of each VM as it connects (after its
 	// setup messages went out) and Disconnected as it goes.
 	Connected, Disconnected func(*Peer)
+	// Refused, if set, is told why a connection was turned away.
+	Refused func(error)
+	// FixedID, if set (1..65535), makes the server serve one VM at a time
+	// and always give it this ID. ptbhyve runs a server per VM, and VMs
+	// that share one memory (the two ends of a pipe) find their device
+	// page in it by their ID; a second VM connecting while one is served
+	// is refused, which fails its QEMU at start.
+	FixedID int64
 }
 
 // maxID is the largest peer ID the protocol carries.
@@ -136,6 +146,9 @@ func (s *Server) Serve() error {
 		}
 		if err := s.admit(c); err != nil {
 			c.Close()
+			if s.Refused != nil {
+				s.Refused(err)
+			}
 		}
 	}
 }
@@ -158,14 +171,23 @@ func send(c *net.UnixConn, v int64, fd int) error {
 func (s *Server) admit(c *net.UnixConn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.nextID > maxID {
+	id := s.nextID
+	switch {
+	case s.FixedID < 0 || s.FixedID > maxID:
+		return fmt.Errorf("ivshmem: fixed peer ID %d is outside 1..%d", s.FixedID, maxID)
+	case s.FixedID != 0 && len(s.peers) > 0:
+		return fmt.Errorf("ivshmem: %s already serves a VM (peer %d); one VM per device socket", s.path, s.FixedID)
+	case s.FixedID != 0:
+		id = s.FixedID
+	case s.nextID > maxID:
 		return errors.New("ivshmem: out of peer IDs")
+	default:
+		s.nextID++
 	}
-	p, err := newPeer(s.nextID, s.vectors)
+	p, err := newPeer(id, s.vectors)
 	if err != nil {
 		return err
 	}
-	s.nextID++
 	p.conn = c
 	msgs := []struct {
 		v  int64
@@ -206,11 +228,10 @@ func (s *Server) admit(c *net.UnixConn) error {
 
 func (s *Server) sorted() []*Peer {
 	out := make([]*Peer, 0, len(s.peers))
-	for id := int64(1); id < s.nextID; id++ {
-		if p := s.peers[id]; p != nil {
-			out = append(out, p)
-		}
+	for _, p := range s.peers {
+		out = append(out, p)
 	}
+	slices.SortFunc(out, func(a, b *Peer) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -193,3 +193,51 @@ func TestListenChecks(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// With FixedID the server serves one VM, always under that ID, and turns a
+// second one away; after the first leaves, the next gets the same ID.
+func TestFixedID(t *testing.T) {
+	mem, err := shm.New("ivshmem-test", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	path := filepath.Join(t.TempDir(), "ivshmem.sock")
+	s, err := Listen(path, mem.Fd(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.FixedID = 2
+	refused := make(chan error, 1)
+	gone := make(chan int64, 1)
+	s.Refused = func(err error) { refused <- err }
+	s.Disconnected = func(p *Peer) { gone <- p.ID }
+	go s.Serve()
+
+	a := dial(t, path)
+	if id, _, _ := a.setup(t, 3, []int64{0}); id != 2 {
+		t.Fatalf("first VM got ID %d, want 2", id)
+	}
+	b := dial(t, path)
+	select {
+	case err := <-refused:
+		if err == nil {
+			t.Fatal("nil refusal")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a second VM on a fixed-ID server was not refused")
+	}
+	b.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := b.c.Read(make([]byte, 8)); err == nil {
+		t.Fatalf("the refused VM read %d bytes of setup", n)
+	}
+	a.c.Close()
+	if id := <-gone; id != 2 {
+		t.Fatalf("departure of %d", id)
+	}
+	c := dial(t, path)
+	if id, _, _ := c.setup(t, 3, []int64{0}); id != 2 {
+		t.Fatalf("next VM got ID %d, want 2", id)
+	}
+}
