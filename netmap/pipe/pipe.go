@@ -68,6 +68,10 @@ type Endpoint struct {
 	// rxTail[i] is how far the peer has filled our RX ring i; rxHead[i] is
 	// how far we have released it. Both are read by the other side.
 	rxTail, rxHead []index
+	// seenRx[i] and seenTx[i] mirror the rings' HwTail after each sync, so
+	// that the waker's check may run on another goroutine than the sync
+	// (an application with a TX and an RX goroutine, each waiting).
+	seenRx, seenTx []atomic.Uint32
 
 	waker *event.Waker
 }
@@ -136,7 +140,8 @@ func newPair(key string, c Config) (*pair, error) {
 	p := &pair{key: key, mem: mem, region: region, memID: info.MemID}
 	for side, brace := range []string{"{", "}"} {
 		e := &Endpoint{name: "pipe:" + key + brace, pair: p, master: side == 0,
-			rxTail: make([]index, c.Rings), rxHead: make([]index, c.Rings)}
+			rxTail: make([]index, c.Rings), rxHead: make([]index, c.Rings),
+			seenRx: make([]atomic.Uint32, c.Rings), seenTx: make([]atomic.Uint32, c.Rings)}
 		e.nif, err = region.NewIf(netmap.IfConfig{Name: shortName(key, brace), TxRings: c.Rings, RxRings: c.Rings, TxSlots: c.Slots, RxSlots: c.Slots})
 		if err != nil {
 			mem.Close()
@@ -145,6 +150,8 @@ func newPair(key string, c Config) (*pair, error) {
 		for i := range c.Rings {
 			e.tx = append(e.tx, netmap.NewKRing(region, e.nif.TxRing(i), true))
 			e.rx = append(e.rx, netmap.NewKRing(region, e.nif.RxRing(i), false))
+			e.seenTx[i].Store(e.tx[i].HwTail)
+			e.seenRx[i].Store(e.rx[i].HwTail)
 		}
 		if e.waker, err = event.NewWaker(e.pending); err != nil {
 			mem.Close()
@@ -224,6 +231,7 @@ func (e *Endpoint) TxSync(i int, _ int) error {
 		}
 	}
 	k.HwTail = netmap.Prev(e.peer.rxHead[i].v.Load(), k.N)
+	e.seenTx[i].Store(k.HwTail)
 	return err
 }
 
@@ -237,6 +245,7 @@ func (e *Endpoint) RxSync(i int, _ int) error {
 		e.peer.waker.Signal()
 	}
 	k.HwTail = e.rxTail[i].v.Load()
+	e.seenRx[i].Store(k.HwTail)
 	return nil
 }
 
@@ -268,10 +277,10 @@ func (e *Endpoint) Close() error {
 // sync loop has not seen: packets for an RX ring, or TX slots released.
 func (e *Endpoint) pending() bool {
 	for i := range e.rx {
-		if e.rxTail[i].v.Load() != e.rx[i].HwTail {
+		if e.rxTail[i].v.Load() != e.seenRx[i].Load() {
 			return true
 		}
-		if netmap.Prev(e.peer.rxHead[i].v.Load(), e.tx[i].N) != e.tx[i].HwTail {
+		if netmap.Prev(e.peer.rxHead[i].v.Load(), e.tx[i].N) != e.seenTx[i].Load() {
 			return true
 		}
 	}
