@@ -3,6 +3,7 @@ module github.com/ptbhyve/ptbhyve
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/mdlayher/netlink v1.11.2
 	golang.org/x/sys v0.50.0
 )

@@ -1,0 +1,5 @@
+package config
+
+// DefaultPath is where `ptbhyve serve` reads its configuration unless told
+// otherwise; FreeBSD keeps the configuration of ports under /usr/local/etc.
+const DefaultPath = "/usr/local/etc/ptbhyve.toml"

@@ -1,0 +1,7 @@
+//go:build !freebsd
+
+package config
+
+// DefaultPath is where `ptbhyve serve` reads its configuration unless told
+// otherwise.
+const DefaultPath = "/etc/ptbhyve.toml"
