@@ -24,8 +24,14 @@ type command struct {
 }
 
 var commands = []command{
+	{"attach", "attach a netmap port to a VM's device (link up)", runAttach},
 	{"bench", "measure the data path against a same-run shared-ring reference", runBench},
+	{"detach", "detach a VM's port (link down)", runDetach},
+	{"list", "list the daemon's VMs, their ports and links", runList},
 	{"ports", "check port names against the netmap grammar", runPorts},
+	{"qemu-args", "print the QEMU flags that give a VM its device", runQEMUArgs},
+	{"serve", "run the daemon that serves the VMs' devices", runServe},
+	{"stats", "print a VM's per-ring counters", runStats},
 	{"version", "print the version", func([]string, io.Writer, io.Writer) error { fmt.Println("ptbhyve", version); return nil }},
 }
 
@@ -36,6 +42,13 @@ trusted path and no dedicated polling core.
 
 Usage:
   ptbhyve <command> [flags] [arguments]
+
+A session (Linux host, QEMU guest running guestdrv):
+  ptbhyve serve --config /etc/ptbhyve.toml &     # [vm.vm0] in the file
+  qemu-system-x86_64 $(ptbhyve qemu-args vm0) ... # guest: intel_iommu=on
+  ptbhyve attach vm0 xdp:eth0                     # link up
+  ptbhyve stats vm0
+  ptbhyve detach vm0                              # link down
 
 Commands:
 %s

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ptbhyve/ptbhyve/internal/api"
+	"github.com/ptbhyve/ptbhyve/internal/config"
+	"github.com/ptbhyve/ptbhyve/internal/daemon"
+)
+
+// controlFlags are the flags every client command has.
+type controlFlags struct {
+	socket string
+	json   bool
+}
+
+func (c *controlFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.socket, "socket", config.Default().Daemon.Socket, "the daemon's control socket")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+func printJSON(w io.Writer, v any) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(v)
+}
+
+const attachHelp = `Attaches netmap port PORT to VM's device: the port's rings are laid out in
+the VM's memory and the guest's link comes up (a running guest driver
+creates its rings again; the VM does not restart). PORT is any name
+'ptbhyve ports' accepts that builds its region itself: xdp:IF or
+xdp:IF-Q (AF_XDP, Linux), switchX:PORT (ptbhyve's learning switch,
+frames copied between VMs), pipe:NAME{ID / pipe:NAME}ID (zero copy
+between two VMs that share a memory).
+
+Examples:
+  ptbhyve attach vm0 xdp:eth0
+  ptbhyve attach vm1 switch0:vm1
+  ptbhyve attach vm2 'pipe:p{0' && ptbhyve attach vm3 'pipe:p}0'
+`
+
+func runAttach(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("attach", "[flags] VM PORT", attachHelp, stderr)
+	var c controlFlags
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usageError{"attach needs a VM and a port, e.g. ptbhyve attach vm0 xdp:eth0"}
+	}
+	info, err := api.NewClient(c.socket).Attach(fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, info)
+	}
+	fmt.Fprintf(stdout, "%s: %s attached, link up\n", info.Name, info.Port)
+	return nil
+}
+
+const detachHelp = `Detaches VM's port: the guest's link goes down and the port is closed.
+The VM keeps running; a later attach brings the link up again.
+
+Example:
+  ptbhyve detach vm0
+`
+
+func runDetach(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("detach", "[flags] VM", detachHelp, stderr)
+	var c controlFlags
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"detach needs a VM, e.g. ptbhyve detach vm0"}
+	}
+	info, err := api.NewClient(c.socket).Detach(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, info)
+	}
+	fmt.Fprintf(stdout, "%s: detached, link down\n", info.Name)
+	return nil
+}
+
+const listHelp = `Lists the daemon's VMs: the attached port, whether the link is up, whether
+the VM's QEMU is connected, and the device socket.
+
+Example:
+  ptbhyve list --json
+`
+
+func runList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("list", "[flags]", listHelp, stderr)
+	var c controlFlags
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	vms, err := api.NewClient(c.socket).List()
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, vms)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VM\tLINK\tPORT\tQEMU\tMAC\tRINGS\tSLOTS\tMEMORY\tSOCKET")
+	for _, v := range vms {
+		port, link, qemu := v.Port, "down", "-"
+		if port == "" {
+			port = "-"
+		}
+		if v.Link {
+			link = "up"
+		}
+		if v.QEMU {
+			qemu = "connected"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, link, port, qemu, v.MAC, v.Rings, v.Slots, v.Memory, v.Socket)
+	}
+	return tw.Flush()
+}
+
+const statsHelp = `Prints VM's counters, per ring: packets moved, syncs the host ran, doorbells
+(kicks) from the guest, interrupts raised, and resets (a ring the guest
+broke and the host reinitialised). Counters add up across attachments.
+Also the device's mailbox requests (bad ones: requests a guest garbled)
+and link changes.
+
+Example:
+  ptbhyve stats vm0 --json
+`
+
+func runStats(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("stats", "[flags] VM", statsHelp, stderr)
+	var c controlFlags
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"stats needs a VM, e.g. ptbhyve stats vm0"}
+	}
+	st, err := api.NewClient(c.socket).Stats(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, st)
+	}
+	printStats(stdout, st)
+	return nil
+}
+
+func printStats(w io.Writer, st daemon.Stats) {
+	link := "down"
+	if st.Link {
+		link = "up, port " + st.Port
+	}
+	fmt.Fprintf(w, "%s: link %s; mailbox %d requests (%d bad), %d spurious doorbells, %d link changes\n",
+		st.VM, link, st.Requests, st.BadRequests, st.Spurious, st.LinkChanges)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "RING\tPACKETS\tSYNCS\tKICKS\tINTERRUPTS\tRESETS\t")
+	for _, r := range st.Rings {
+		fmt.Fprintf(tw, "%s%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Dir, r.Ring, r.Packets, r.Syncs, r.Kicks, r.Interrupts, r.Resets)
+	}
+	tw.Flush()
+}
+
+const qemuArgsHelp = `Prints the QEMU flags that give VM its device: a q35 machine with an emulated
+IOMMU (the guest driver takes interrupts through vfio-pci; boot the guest
+with intel_iommu=on), the chardev connected to the daemon's device socket
+and the ivshmem-doorbell device with one vector per ring plus a control
+vector. The daemon must be running before QEMU starts. With --json the
+flags are a JSON array.
+
+Example:
+  qemu-system-x86_64 $(ptbhyve qemu-args vm0) -kernel ... -append 'intel_iommu=on ...'
+`
+
+func runQEMUArgs(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("qemu-args", "[flags] VM", qemuArgsHelp, stderr)
+	var c controlFlags
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"qemu-args needs a VM, e.g. ptbhyve qemu-args vm0"}
+	}
+	qa, err := api.NewClient(c.socket).QEMUArgs(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, qa)
+	}
+	fmt.Fprintln(stdout, strings.Join(qa, " "))
+	return nil
+}
