@@ -3,7 +3,8 @@
 // VMs get a ptnet device with which geometry.
 //
 // The file is TOML (parsed with github.com/BurntSushi/toml). Every key is
-// optional; testdata/example.toml is a complete example:
+// optional and the [daemon] values below are the defaults;
+// testdata/example.toml is a complete example:
 //
 //	# /etc/ptbhyve.toml (Linux) or /usr/local/etc/ptbhyve.toml (FreeBSD)
 //	[daemon]
@@ -22,11 +23,12 @@
 //	memory = "m0"        # optional: VMs naming the same memory share one region (trusted with
 //	                     # each other; needed to join two VMs with a zero-copy pipe). Default: the VM's own.
 //
-// VM and memory names are 1 to 32 letters, digits, '_' or '-', starting with a
-// letter or digit, because they become file names. A VM's own memory is named
-// after the VM, so memory = "vm0" in [vm.vm1] shares vm0's region. At most two
-// VMs share a memory (a pipe has two ends) and they must agree on rings, slots
-// and buf_size, which fix the region's layout.
+// Durations are Go duration strings; a bare number is an error rather than
+// nanoseconds. VM and memory names are 1 to 32 letters, digits, '_' or '-',
+// starting with a letter or digit, because they become file names. A VM's own
+// memory is named after the VM, so memory = "vm0" in [vm.vm1] shares vm0's
+// region. At most two VMs share a memory (a pipe has two ends) and they must
+// agree on rings, slots and buf_size, which fix the region's layout.
 //
 // Parse and Load report every problem at once, in file order, each as an
 // *Error whose text is FILE:LINE: KEY: MSG.

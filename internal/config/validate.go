@@ -16,7 +16,7 @@ import (
 )
 
 // Known keys, in the order messages list them.
-var (
+const (
 	daemonKeys = "socket, run_dir, spin, safety_poll, cpu"
 	vmKeys     = "rings, slots, buf_size, mac, port, memory"
 )
