@@ -19,23 +19,10 @@ const (
 	regDoorbell   = 12
 )
 
-// Modes of Options.Mode.
 const (
-	ModeAuto  = "auto" // vfio if the guest has an IOMMU, else poll
-	ModeVFIO  = "vfio" // interrupts through vfio-pci
-	ModePoll  = "poll" // sysfs mappings, no interrupts
-	hostPeer  = 0      // ptbhyve is peer 0
+	hostPeer  = 0 // ptbhyve is peer 0
 	pollPause = 200 * time.Microsecond
 )
-
-// Options choose the device and how to reach it.
-type Options struct {
-	// Addr is the PCI address ("0000:00:03.0"); empty takes the first
-	// ivshmem-doorbell device.
-	Addr string
-	// Mode is ModeAuto (default), ModeVFIO or ModePoll.
-	Mode string
-}
 
 // Open finds the device, maps it and returns its Port. The link may still
 // be down: Port.WaitUp waits for the host to attach a port.

@@ -75,7 +75,9 @@ func (p *Port) rings() (*linkState, error) {
 	if st := p.state.Load(); st != nil && st.gen == gen && up {
 		return st, nil
 	}
-	p.state.Store(nil)
+	// While the link is down the last rings stay readable (their memory
+	// stays mapped), so a goroutine between NumTx and TxRing never finds
+	// them gone; only the syncs stop.
 	if !up {
 		return nil, ErrLinkDown
 	}
@@ -153,7 +155,7 @@ func (p *Port) guest() *ptnetmap.Guest {
 	return nil
 }
 
-// NumTx implements Rings; 0 while the link is down.
+// NumTx implements Rings; 0 until the link first comes up.
 func (p *Port) NumTx() int {
 	if g := p.guest(); g != nil {
 		return len(g.Tx)
@@ -161,7 +163,7 @@ func (p *Port) NumTx() int {
 	return 0
 }
 
-// NumRx implements Rings; 0 while the link is down.
+// NumRx implements Rings; 0 until the link first comes up.
 func (p *Port) NumRx() int {
 	if g := p.guest(); g != nil {
 		return len(g.Rx)
@@ -220,7 +222,7 @@ func (p *Port) Wait(d time.Duration) error {
 func (p *Port) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state.Swap(nil) != nil {
+	if st := p.state.Load(); st != nil && st.gen == p.dev.Generation() {
 		p.dev.Post(ptnetmap.RegPtctl, ptnetmap.PtctlDelete)
 	}
 	return p.t.Close()

@@ -104,6 +104,9 @@ func TestPortAcrossLinkChanges(t *testing.T) {
 		if err := p.Up(); err != ErrLinkDown {
 			t.Fatalf("after detach: %v", err)
 		}
+		if p.NumTx() != 1 || p.TxSync() != nil {
+			t.Fatal("the last rings must stay readable while the link is down")
+		}
 	}
 }
 

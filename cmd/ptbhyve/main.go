@@ -28,6 +28,7 @@ var commands = []command{
 	{"bench", "measure the data path against a same-run shared-ring reference", runBench},
 	{"detach", "detach a VM's port (link down)", runDetach},
 	{"list", "list the daemon's VMs, their ports and links", runList},
+	{"pktgen", "send, receive, ping or echo frames on a host port, as pkt-gen", runPktgen},
 	{"ports", "check port names against the netmap grammar", runPorts},
 	{"qemu-args", "print the QEMU flags that give a VM its device", runQEMUArgs},
 	{"serve", "run the daemon that serves the VMs' devices", runServe},

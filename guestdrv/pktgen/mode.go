@@ -71,3 +71,6 @@ func ParseRate(s string) (uint64, error) {
 	}
 	return uint64(v*mult + 0.5), nil
 }
+
+// MarshalText writes the mode's name (JSON summaries).
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }

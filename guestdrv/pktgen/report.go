@@ -30,32 +30,39 @@ func (r Report) String() string {
 // RTT summarises ping's round-trip times (time.Duration is nanoseconds).
 // P50 and P99 are accurate to about 3%.
 type RTT struct {
-	Min, Avg, Max, P50, P99 time.Duration
+	Min time.Duration `json:"min_ns"`
+	Avg time.Duration `json:"avg_ns"`
+	Max time.Duration `json:"max_ns"`
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
 }
 
 // Summary is the whole run.
 type Summary struct {
-	Mode    Mode
-	Elapsed time.Duration
+	Mode    Mode          `json:"mode"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 	// Packets and Bytes count what the mode counts (see Report); PPS and
 	// BPS are their average rates.
-	Packets, Bytes uint64
-	PPS, BPS       float64
+	Packets uint64  `json:"packets"`
+	Bytes   uint64  `json:"bytes"`
+	PPS     float64 `json:"pps"`
+	BPS     float64 `json:"bps"`
 
 	// Received counts frames taken off the RX rings (rx, ping, pong).
-	Received uint64
+	Received uint64 `json:"received"`
 	// Bad counts received frames that are not whole pktgen frames (wrong
 	// magic, length or IPv4 checksum) or whose slot names no valid buffer.
-	Bad uint64
+	Bad uint64 `json:"bad"`
 	// Lost counts, for rx, sequence numbers skipped and never seen later;
 	// for ping, rounds with no echo within Config.Timeout.
-	Lost uint64
+	Lost uint64 `json:"lost"`
 	// Reordered and Duplicated (rx) count frames older than the newest
 	// seen: first arrivals and repeats.
-	Reordered, Duplicated uint64
+	Reordered  uint64 `json:"reordered"`
+	Duplicated uint64 `json:"duplicated"`
 	// RTT is ping's round-trip time over the answered rounds (Packets -
 	// Lost).
-	RTT RTT
+	RTT RTT `json:"rtt"`
 }
 
 // String is a one-line summary with the fields that matter for the mode.
