@@ -118,12 +118,31 @@ func newFlags(name, synopsis, help string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses a command's flags; a mistake in them is a usage error (exit
-// status 2), help is not an error.
+// parse parses a command's flags, which may come before, between or after
+// the arguments ("ptbhyve stats vm0 --json"); "--" ends the flags. A
+// mistake in them is a usage error (exit status 2), help is not an error.
+// The arguments are left in fs.Args().
 func parse(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return usageError{err.Error()}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				return usageError{err.Error()}
+			}
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return err
+	// Parse once more with nothing but the arguments after "--", so that
+	// fs.Args() holds them all.
+	return fs.Parse(append([]string{"--"}, pos...))
 }

@@ -23,6 +23,12 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"bench", "--guest-cpu", "4096"}, 2, "", "pick --guest-cpu"},
 		{[]string{"bench", "-h"}, 0, "", "In the same run it measures the"},
 		{[]string{"bench", "extra"}, 2, "", `unexpected argument "extra"`},
+		// Flags may follow the arguments, as operators type them.
+		{[]string{"stats", "vm0", "--json", "--socket", "/nonexistent/ptbhyve.sock"}, 1, "", "no ptbhyve daemon at /nonexistent/ptbhyve.sock"},
+		{[]string{"attach", "vm0"}, 2, "", "attach needs a VM and a port"},
+		{[]string{"detach", "vm0", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
+		{[]string{"serve", "--config", "/nonexistent.toml"}, 1, "", "no configuration at /nonexistent.toml"},
+		{[]string{"qemu-args", "-h"}, 0, "", "intel_iommu=on"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(c.args, &out, &errb)

@@ -17,7 +17,7 @@ import (
 
 // Pair is a veth pair between two fresh namespaces: AName in A, BName in B,
 // both up. Each interface is named like the namespace it sits in, so
-// `ip -n NAME link show NAME` finds it.
+// `ip -n NAME link show NAME` finds it, unless PairConfig names them.
 type Pair struct {
 	A, B           *NS
 	AName, BName   string
@@ -37,6 +37,11 @@ type PairConfig struct {
 	MTU uint32
 	// AddrA and AddrB, when valid, are assigned to AName and BName.
 	AddrA, AddrB netip.Prefix
+	// IfA and IfB name the veth ends instead of the namespaces' names:
+	// names without '-' (which xdp: names cannot hold) for tests that hand
+	// them to the command line. Each sits in its own namespace, so both
+	// may be the same.
+	IfA, IfB string
 }
 
 // NewPair makes a Pair for a test and registers a t.Cleanup that removes it
@@ -101,6 +106,12 @@ func NewPairE(c PairConfig) (*Pair, error) {
 		return nil, err
 	}
 	p := &Pair{A: a, B: b, AName: a.Name, BName: b.Name}
+	if c.IfA != "" {
+		p.AName = c.IfA
+	}
+	if c.IfB != "" {
+		p.BName = c.IfB
+	}
 	if err := p.build(c); err != nil {
 		return nil, errors.Join(err, p.Close())
 	}

@@ -523,3 +523,20 @@ func TestOwner(t *testing.T) {
 		}
 	}
 }
+
+// Named ends: both may carry the same name, one per namespace.
+func TestPairIfNames(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("iproute2 `ip` not installed")
+	}
+	p := NewPair(t, PairConfig{IfA: "ptbv0", IfB: "ptbv0"})
+	if p.AName != "ptbv0" || p.BName != "ptbv0" {
+		t.Fatalf("names %q %q", p.AName, p.BName)
+	}
+	for _, ns := range []string{p.A.Name, p.B.Name} {
+		if out, err := exec.Command("ip", "-n", ns, "link", "show", "ptbv0", "up").CombinedOutput(); err != nil || !strings.Contains(string(out), "ptbv0@") {
+			t.Errorf("ip -n %s link show ptbv0 up: %v\n%s", ns, err, out)
+		}
+	}
+}
