@@ -136,7 +136,9 @@ const statsHelp = `Prints VM's counters, per ring: packets moved, syncs the host
 (kicks) from the guest, interrupts raised, and resets (a ring the guest
 broke and the host reinitialised). Counters add up across attachments.
 Also the device's mailbox requests (bad ones: requests a guest garbled)
-and link changes.
+and link changes, and the attached port's own counters where its backend
+keeps them ("backend": bytes and drops of switch ports; AF_XDP mode and
+per-queue drops, e.g. rx_fill_ring_empty, of xdp ports).
 
 Example:
   ptbhyve stats vm0 --json
@@ -176,6 +178,10 @@ func printStats(w io.Writer, st daemon.Stats) {
 		fmt.Fprintf(tw, "%s%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Dir, r.Ring, r.Packets, r.Syncs, r.Kicks, r.Interrupts, r.Resets)
 	}
 	tw.Flush()
+	if st.Backend != nil {
+		b, _ := json.Marshal(st.Backend)
+		fmt.Fprintf(w, "backend: %s\n", b)
+	}
 }
 
 const qemuArgsHelp = `Prints the QEMU flags that give VM its device: a q35 machine with an emulated

@@ -298,19 +298,29 @@ func (d *Daemon) Info(name string) (VMInfo, error) {
 	return d.infoLocked(v), nil
 }
 
-// Stats are a VM's counters.
+// Stats are a VM's counters: the device's, and the attached port's own
+// (bytes, drops) where its backend keeps them.
 type Stats struct {
 	VM string `json:"vm"`
 	shmdev.Stats
+	Backend any `json:"backend,omitempty"`
 }
+
+// backendStats is implemented by ports that count what the ring counters
+// cannot see: bytes, and frames dropped outside the rings (xdp, switch).
+type backendStats interface{ BackendStats() any }
 
 // Stats returns VM name's counters.
 func (d *Daemon) Stats(name string) (Stats, error) {
 	d.mu.Lock()
 	v, err := d.lookup(name)
 	var port string
+	var backend any
 	if err == nil {
 		port = v.mem.users[name]
+		if b, ok := v.dev.Port().(backendStats); ok {
+			backend = b.BackendStats()
+		}
 	}
 	d.mu.Unlock()
 	if err != nil {
@@ -326,7 +336,7 @@ func (d *Daemon) Stats(name string) (Stats, error) {
 		}
 		return s.Rings[i].Ring < s.Rings[j].Ring
 	})
-	return Stats{VM: name, Stats: s}, nil
+	return Stats{VM: name, Stats: s, Backend: backend}, nil
 }
 
 // QEMUArgs are the flags that give VM name its device. Interrupt mode

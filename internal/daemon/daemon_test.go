@@ -102,6 +102,10 @@ func TestAttachDetach(t *testing.T) {
 	if _, err := d.Attach("c", "switchdt:c"); err != nil {
 		t.Fatal(err)
 	}
+	// A switch port's own counters come with the device's.
+	if st, err := d.Stats("c"); err != nil || st.Backend == nil {
+		t.Fatalf("stats of a switch port: %+v %v", st, err)
+	}
 	d.Close()
 	for _, vm := range []string{"a", "b", "c"} {
 		if _, err := os.Stat(filepath.Join(run, vm+".ivshmem")); !os.IsNotExist(err) {

@@ -459,3 +459,7 @@ func (p *Port) pending() bool {
 	}
 	return false
 }
+
+// BackendStats is Stats for callers that hold a netmap.Port (the daemon's
+// stats): bytes each way and the drops of a full receiver.
+func (p *Port) BackendStats() any { return p.Stats() }

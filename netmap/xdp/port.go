@@ -340,3 +340,13 @@ func (w *waker) Arm() bool {
 }
 
 func (w *waker) Disarm() {}
+
+// BackendStats is Stats for callers that hold a netmap.Port (the daemon's
+// stats): drops at the FILL ring, copy or zero-copy mode.
+func (p *Port) BackendStats() any {
+	s, err := p.Stats()
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return s
+}
