@@ -72,6 +72,8 @@ unit:
 fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseName$$' -fuzztime $(FUZZTIME) ./netmap/
 	$(GO) test -run XXX -fuzz '^FuzzSyncLoop$$' -fuzztime $(FUZZTIME) ./ptnetmap/
+	$(GO) test -run XXX -fuzz '^FuzzDevice$$' -fuzztime $(FUZZTIME) ./shmdev/
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 
 clean:
 	rm -rf bin

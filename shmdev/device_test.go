@@ -94,6 +94,27 @@ func newRig(t *testing.T, g Geometry) *rig {
 	return r
 }
 
+// attachPipe builds a pipe in v's memory, attaches one end to v and
+// returns the other, closed when the test ends.
+func (v *vm) attachPipe(t *testing.T, key string, slots uint32) *pipe.Endpoint {
+	t.Helper()
+	p, err := pipe.Open(key, true, pipe.Config{Slots: slots, Mem: v.dev.Region()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := pipe.Open(key, false, pipe.Config{})
+	if err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	if err := v.dev.Attach(p); err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	return peer
+}
+
 // up plays the guest driver at link up: probe the snapshot, CREATE through
 // the mailbox, map the rings.
 func (v *vm) up(t *testing.T) {
@@ -281,18 +302,7 @@ func TestAttachChecksRegion(t *testing.T) {
 func TestGuestScribbles(t *testing.T) {
 	r := newRig(t, Geometry{Devices: 2, Rings: 1, Slots: 256, BufSize: 2048})
 	v := r.vms[0]
-	p, err := pipe.Open("shmdev-scribble", true, pipe.Config{Slots: 256, Mem: v.dev.Region()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := pipe.Open("shmdev-scribble", false, pipe.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	if err := v.dev.Attach(p); err != nil {
-		t.Fatal(err)
-	}
+	peer := v.attachPipe(t, "shmdev-scribble", 256)
 	v.up(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	page := v.guest.page

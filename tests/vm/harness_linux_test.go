@@ -59,7 +59,29 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "tests/vm: FAIL: namespaces left behind: %v\n", left)
 		code = 1
 	}
+	// Every daemon, pktgen and QEMU the tests started runs something from
+	// dir: none may outlive them.
+	if left := processesUsing(dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "tests/vm: FAIL: processes left behind: %v\n", left)
+		code = 1
+	}
 	return code
+}
+
+// processesUsing lists the processes whose command line mentions dir.
+func processesUsing(dir string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || filepath.Dir(p) == "/proc/"+fmt.Sprint(os.Getpid()) {
+			continue
+		}
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, dir) {
+			out = append(out, filepath.Base(filepath.Dir(p))+": "+cmd)
+		}
+	}
+	return out
 }
 
 func unavailable() string {
