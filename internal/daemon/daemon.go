@@ -199,6 +199,13 @@ func (d *Daemon) Attach(name, port string) (VMInfo, error) {
 	p, err := backend.Open(port, backend.Options{Rings: c.Rings, Slots: c.Slots, BufSize: c.BufSize, Mem: v.dev.Region()})
 	if err != nil {
 		delete(v.mem.users, name)
+		if errors.Is(err, shm.ErrTooSmall) {
+			hint := fmt.Sprintf("vm %s's device holds at most %d rings of %d slots per direction: name fewer rings (xdp:IF-0) or raise rings/slots in %s", name, c.Rings, c.Slots, d.file)
+			if n.Family == netmap.FamilyPipe {
+				hint = fmt.Sprintf("a zero-copy pipe joins two VMs sharing a memory: give both memory = %q in %s", v.mem.name, d.file)
+			}
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
 		return VMInfo{}, fmt.Errorf("vm %s: %w", name, err)
 	}
 	if err := v.dev.Attach(p); err != nil {

@@ -73,8 +73,11 @@ func TestAttachDetach(t *testing.T) {
 	if _, err := d.Detach("a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Attach("a", "pipe:x{0"); err == nil || !strings.Contains(err.Error(), "needs") {
+	if _, err := d.Attach("a", "pipe:x{0"); err == nil || !strings.Contains(err.Error(), "give both memory = \"a\"") {
 		t.Fatalf("a pipe in a one-VM memory: %v", err)
+	}
+	if _, err := d.Attach("a", "switchdt:a@conf:slots=2048"); err == nil || !strings.Contains(err.Error(), "at most 1 rings of 256 slots") {
+		t.Fatalf("a port bigger than the device: %v", err)
 	}
 	if _, err := d.Detach("a"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("detach with nothing attached: %v", err)

@@ -4,6 +4,7 @@
 package shm
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +51,10 @@ func Map(fd, size int) (*Mem, error) {
 // it mapped and Fd is -1.
 func Borrow(b []byte) *Mem { return &Mem{fd: -1, b: b, borrowed: true} }
 
+// ErrTooSmall is Place's error when the memory given cannot hold the
+// layout.
+var ErrTooSmall = errors.New("the memory given is too small")
+
 // Place returns a borrowed view of the first size bytes of b, or a new
 // object when b is nil: how a backend takes the memory its caller chose.
 func Place(b []byte, name string, size int) (*Mem, error) {
@@ -57,7 +62,7 @@ func Place(b []byte, name string, size int) (*Mem, error) {
 		return New(name, size)
 	}
 	if len(b) < size {
-		return nil, fmt.Errorf("shm: %s needs %d bytes; the memory given holds %d", name, size, len(b))
+		return nil, fmt.Errorf("shm: %s needs %d bytes; %w (%d bytes)", name, size, ErrTooSmall, len(b))
 	}
 	return Borrow(b[:size:size]), nil
 }
