@@ -48,6 +48,14 @@ type Waker interface {
 	Disarm()
 }
 
+// DropCounter is implemented by ports that drop frames outside their rings:
+// a switch port whose receiver's ring is full, an AF_XDP socket whose FILL
+// ring ran empty. Drops reports ring's count so far; it may make system
+// calls and is for statistics, never the data path.
+type DropCounter interface {
+	Drops(tx bool, ring int) uint64
+}
+
 // Errors a sync can return. ErrBadSlot means the application broke the ring
 // protocol (a bad buffer index or length): the ring must be reinitialised.
 var (

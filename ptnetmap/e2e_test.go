@@ -176,8 +176,8 @@ func TestTwoGuestsBothWays(t *testing.T) {
 	wg.Wait()
 	for i, d := range r.dev {
 		st := d.Stats()
-		if st[0].Packets != total || st[1].Packets != total {
-			t.Errorf("device %d counted tx %d rx %d packets, want %d each", i, st[0].Packets, st[1].Packets, total)
+		if st[0].Packets != total || st[1].Packets != total || st[0].Bytes != 60*total || st[1].Bytes != 60*total {
+			t.Errorf("device %d counted tx %d rx %d packets, %d and %d bytes; want %d each, of 60 bytes", i, st[0].Packets, st[1].Packets, st[0].Bytes, st[1].Bytes, total)
 		}
 		if st[0].Resets+st[1].Resets != 0 {
 			t.Errorf("device %d reset rings on valid traffic: %+v", i, st)

@@ -38,15 +38,31 @@ type RingStats struct {
 	Ring       int    `json:"ring"`
 	Dir        string `json:"dir"`
 	Packets    uint64 `json:"packets"`
+	Bytes      uint64 `json:"bytes"`
 	Syncs      uint64 `json:"syncs"`
 	Kicks      uint64 `json:"kicks"`
 	Interrupts uint64 `json:"interrupts"`
 	Resets     uint64 `json:"resets"`
+	// Drops are frames the port dropped outside the ring (a full
+	// receiver, an empty AF_XDP FILL ring), for ports that count them
+	// (netmap.DropCounter); 0 otherwise.
+	Drops uint64 `json:"drops"`
+}
+
+// Add adds o's counters to s.
+func (s *RingStats) Add(o RingStats) {
+	s.Packets += o.Packets
+	s.Bytes += o.Bytes
+	s.Syncs += o.Syncs
+	s.Kicks += o.Kicks
+	s.Interrupts += o.Interrupts
+	s.Resets += o.Resets
+	s.Drops += o.Drops
 }
 
 type ringCounters struct {
-	packets, syncs, kicks, interrupts, resets atomic.Uint64
-	_                                         [24]byte
+	packets, bytes, syncs, kicks, interrupts, resets atomic.Uint64
+	_                                                [16]byte
 }
 
 // Binding is one device's rings as a loop serves them: a port, the CSB its
@@ -178,14 +194,18 @@ func (a *Attachment) Detach() {
 // Stats snapshots the binding's per-ring counters.
 func (a *Attachment) Stats() []RingStats {
 	out := make([]RingStats, len(a.rings))
+	drops, _ := a.b.Port.(netmap.DropCounter)
 	for i := range a.rings {
 		c := &a.counters[i]
 		dir, r := "tx", i
 		if i >= a.ntx {
 			dir, r = "rx", i-a.ntx
 		}
-		out[i] = RingStats{Ring: r, Dir: dir, Packets: c.packets.Load(), Syncs: c.syncs.Load(), Kicks: c.kicks.Load(),
-			Interrupts: c.interrupts.Load(), Resets: c.resets.Load()}
+		out[i] = RingStats{Ring: r, Dir: dir, Packets: c.packets.Load(), Bytes: c.bytes.Load(), Syncs: c.syncs.Load(),
+			Kicks: c.kicks.Load(), Interrupts: c.interrupts.Load(), Resets: c.resets.Load()}
+		if drops != nil {
+			out[i].Drops = drops.Drops(i < a.ntx, r)
+		}
 	}
 	return out
 }
@@ -388,8 +408,10 @@ func (a *Attachment) ringWork(i int) (bool, error) {
 		moved := k.HwCur != oldCur || k.HwTail != oldTail
 		if tx {
 			c.packets.Add(uint64(netmap.Dist(oldCur, k.HwCur, k.N)))
+			c.bytes.Add(slotBytes(k, oldCur, k.HwCur))
 		} else {
 			c.packets.Add(uint64(netmap.Dist(oldTail, k.HwTail, k.N)))
+			c.bytes.Add(slotBytes(k, oldTail, k.HwTail))
 		}
 		if k.HwTail != k.RTail {
 			k.RTail = k.HwTail
@@ -411,6 +433,17 @@ func (a *Attachment) ringWork(i int) (bool, error) {
 		head, cur, flags = nhead, ncur, nflags
 	}
 	return progress, nil
+}
+
+// slotBytes sums the lengths of slots [from, to): the frames a sync just
+// moved, whose slots the backend has just read or written, so the loads
+// hit the cache. Both indexes were validated (they are the kernel ring's).
+func slotBytes(k *netmap.KRing, from, to uint32) uint64 {
+	var n uint64
+	for j := from; j != to; j = k.Ring.Next(j) {
+		n += uint64(k.Ring.Slot(j).Len)
+	}
+	return n
 }
 
 // reset reinitialises ring i after the guest broke the protocol, tells the

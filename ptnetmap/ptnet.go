@@ -207,11 +207,7 @@ func addStats(acc, s []RingStats) []RingStats {
 		return append([]RingStats(nil), s...)
 	}
 	for i := range s {
-		acc[i].Packets += s[i].Packets
-		acc[i].Syncs += s[i].Syncs
-		acc[i].Kicks += s[i].Kicks
-		acc[i].Interrupts += s[i].Interrupts
-		acc[i].Resets += s[i].Resets
+		acc[i].Add(s[i])
 	}
 	return acc
 }

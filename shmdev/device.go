@@ -282,11 +282,7 @@ func sumStats(a, b []ptnetmap.RingStats) []ptnetmap.RingStats {
 		found := false
 		for i := range a {
 			if a[i].Ring == r.Ring && a[i].Dir == r.Dir {
-				a[i].Packets += r.Packets
-				a[i].Syncs += r.Syncs
-				a[i].Kicks += r.Kicks
-				a[i].Interrupts += r.Interrupts
-				a[i].Resets += r.Resets
+				a[i].Add(r)
 				found = true
 			}
 		}

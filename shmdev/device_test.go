@@ -262,7 +262,7 @@ func TestPipeBetweenTwoVMs(t *testing.T) {
 		t.Fatalf("after detach: link up %v generation %d (was %d)", up, g, gen)
 	}
 	st := a.dev.Stats()
-	if st.Link || len(st.Rings) != 2 || st.Rings[0].Packets != 20000 || st.Rings[1].Packets != 20000 {
+	if st.Link || len(st.Rings) != 2 || st.Rings[0].Packets != 20000 || st.Rings[1].Packets != 20000 || st.Rings[0].Bytes != 60*20000 {
 		t.Fatalf("stats after detach: %+v", st)
 	}
 	attach("shmdev-2")

@@ -132,7 +132,9 @@ func runList(args []string, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
-const statsHelp = `Prints VM's counters, per ring: packets moved, syncs the host ran, doorbells
+const statsHelp = `Prints VM's counters, per ring: packets and bytes moved, drops (frames the
+port dropped outside the ring: a full receiver, an empty AF_XDP FILL ring;
+a switch port reports its drops on ring 0), syncs the host ran, doorbells
 (kicks) from the guest, interrupts raised, and resets (a ring the guest
 broke and the host reinitialised). Counters add up across attachments.
 Also the device's mailbox requests (bad ones: requests a guest garbled)
@@ -173,9 +175,9 @@ func printStats(w io.Writer, st daemon.Stats) {
 	fmt.Fprintf(w, "%s: link %s; mailbox %d requests (%d bad), %d spurious doorbells, %d link changes\n",
 		st.VM, link, st.Requests, st.BadRequests, st.Spurious, st.LinkChanges)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "RING\tPACKETS\tSYNCS\tKICKS\tINTERRUPTS\tRESETS\t")
+	fmt.Fprintln(tw, "RING\tPACKETS\tBYTES\tDROPS\tSYNCS\tKICKS\tINTERRUPTS\tRESETS\t")
 	for _, r := range st.Rings {
-		fmt.Fprintf(tw, "%s%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Dir, r.Ring, r.Packets, r.Syncs, r.Kicks, r.Interrupts, r.Resets)
+		fmt.Fprintf(tw, "%s%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Dir, r.Ring, r.Packets, r.Bytes, r.Drops, r.Syncs, r.Kicks, r.Interrupts, r.Resets)
 	}
 	tw.Flush()
 	if st.Backend != nil {

@@ -463,3 +463,18 @@ func (p *Port) pending() bool {
 // BackendStats is Stats for callers that hold a netmap.Port (the daemon's
 // stats): bytes each way and the drops of a full receiver.
 func (p *Port) BackendStats() any { return p.Stats() }
+
+// Drops implements netmap.DropCounter. The switch counts drops per port,
+// not per ring, so they are reported on ring 0: on TX the copies of this
+// port's frames a destination had no room for, on RX the frames for this
+// port its full RX rings refused.
+func (p *Port) Drops(tx bool, ring int) uint64 {
+	if ring != 0 {
+		return 0
+	}
+	s := p.Stats()
+	if tx {
+		return s.TxDropped
+	}
+	return s.RxDropped
+}

@@ -566,6 +566,10 @@ func TestFullDestinationDrops(t *testing.T) {
 	if sb, sa := b.Stats(), a.Stats(); sb.RxPackets != 1+15 || sb.RxDropped != 26 || sa.TxDropped != 26 {
 		t.Fatalf("b rx %d dropped %d, a tx dropped %d; want 15, 26, 26", sb.RxPackets, sb.RxDropped, sa.TxDropped)
 	}
+	// The drops reach per-ring statistics on ring 0 (netmap.DropCounter).
+	if b.Drops(false, 0) != 26 || a.Drops(true, 0) != 26 || b.Drops(false, 1) != 0 {
+		t.Fatalf("Drops: b rx %d, a tx %d, b rx ring 1 %d; want 26, 26, 0", b.Drops(false, 0), a.Drops(true, 0), b.Drops(false, 1))
+	}
 	if n := len(recv(t, c)); n != 1 {
 		t.Fatalf("c received %d of the broadcast", n)
 	}

@@ -350,3 +350,21 @@ func (p *Port) BackendStats() any {
 	}
 	return s
 }
+
+// Drops implements netmap.DropCounter from the socket's XDP_STATISTICS:
+// on RX the frames the kernel dropped (rx_dropped, which includes those
+// that found FILL empty) plus those that found the RX ring full; on TX the
+// descriptors it refused.
+func (p *Port) Drops(tx bool, ring int) uint64 {
+	if ring < 0 || ring >= len(p.socks) {
+		return 0
+	}
+	st, err := p.socks[ring].Stats()
+	if err != nil {
+		return 0
+	}
+	if tx {
+		return st.Tx_invalid_descs
+	}
+	return st.Rx_dropped + st.Rx_ring_full
+}

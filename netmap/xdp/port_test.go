@@ -202,6 +202,9 @@ func TestOverloadIsCounted(t *testing.T) {
 	if got+q.RxDropped > total+kernelFrames || got == 0 {
 		t.Fatalf("received %d plus dropped %d of %d sent", got, q.RxDropped, total)
 	}
+	if d := b.Drops(false, 0); d != q.RxDropped+q.RxRingFull || d < total-got-kernelFrames {
+		t.Fatalf("Drops says %d; XDP_STATISTICS %+v, %d of %d not received", d, q, total-got, total)
+	}
 	t.Logf("received %d of %d, socket dropped %d (FILL empty %d, ring full %d)", got, total, q.RxDropped, q.RxFillEmpty, q.RxRingFull)
 }
 
