@@ -32,7 +32,7 @@ func TestTwoVMsPipe(t *testing.T) {
 }
 
 // The untrusted path: each VM keeps its own memory and ptbhyve's switch
-// copies between them.
+// copies between them. Two rings per direction: five vectors each.
 func TestTwoVMsSwitch(t *testing.T) {
-	twoVMs(t, "[vm.a]\nslots = 256\n[vm.b]\nslots = 256\n", "switch0:a", "switch0:b")
+	twoVMs(t, "[vm.a]\nrings = 2\nslots = 256\n[vm.b]\nrings = 2\nslots = 256\n", "switch0:a", "switch0:b")
 }
