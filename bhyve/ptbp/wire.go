@@ -177,12 +177,19 @@ func Decode(b []byte) (seq uint32, m any, err error) {
 	}
 	seq = le.Uint32(b[4:])
 	p := b[hdrLen:]
+	// Strings are NUL-terminated within their fields; one that fills its
+	// field is malformed (the C side would read past it).
+	if f, ok := stringField[t]; ok {
+		if _, ok := cstring(p[f[0] : f[0]+f[1]]); !ok {
+			return 0, nil, fmt.Errorf("ptbp: message type %d: string field not NUL-terminated", t)
+		}
+	}
 	switch t {
 	case THello:
-		m = Hello{Magic: le.Uint32(p[0:]), Version: le.Uint32(p[4:]), VM: cstring(p[8 : 8+vmLen])}
+		m = Hello{Magic: le.Uint32(p[0:]), Version: le.Uint32(p[4:]), VM: str(p[8 : 8+vmLen])}
 	case TWelcome:
 		w := Welcome{Version: le.Uint32(p[0:]), NTx: le.Uint16(p[4:]), NRx: le.Uint16(p[6:]),
-			MemSize: le.Uint64(p[16:]), SegName: cstring(p[24 : 24+segLen])}
+			MemSize: le.Uint64(p[16:]), SegName: str(p[24 : 24+segLen])}
 		copy(w.MAC[:], p[8:14])
 		m = w
 	case TRead:
@@ -200,17 +207,27 @@ func Decode(b []byte) (seq uint32, m any, err error) {
 	case TGoodbye:
 		m = Goodbye{}
 	case TError:
-		m = Error{Errno: le.Uint32(p[0:]), Msg: cstring(p[4 : 4+errMsgLn])}
+		m = Error{Errno: le.Uint32(p[0:]), Msg: str(p[4 : 4+errMsgLn])}
 	}
 	return seq, m, nil
 }
 
-// cstring is a NUL-padded field as a string, up to its first NUL.
-func cstring(b []byte) string {
+// stringField is where each message's string field is (offset in the
+// payload, length).
+var stringField = map[Type][2]int{THello: {8, vmLen}, TWelcome: {24, segLen}, TError: {4, errMsgLn}}
+
+// cstring is a NUL-padded field as a string, up to its first NUL; ok is
+// false when the field holds no NUL.
+func cstring(b []byte) (string, bool) {
 	for i, c := range b {
 		if c == 0 {
-			return string(b[:i])
+			return string(b[:i]), true
 		}
 	}
-	return string(b)
+	return "", false
+}
+
+func str(b []byte) string {
+	s, _ := cstring(b)
+	return s
 }

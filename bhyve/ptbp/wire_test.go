@@ -69,11 +69,20 @@ func TestDecodeRejects(t *testing.T) {
 	for _, b := range [][]byte{
 		nil, {1, 0, 0}, {0x63, 0, 0, 0, 0, 0, 0, 0},
 		append(Encode(1, Reset{}), 0), Encode(1, Value{})[:10],
+		unterminated(Encode(1, Hello{}), 8+8, vmLen),
 	} {
 		if _, _, err := Decode(b); err == nil {
 			t.Errorf("Decode(%x) accepted", b)
 		}
 	}
+}
+
+// unterminated fills a string field with 'a', leaving it no NUL.
+func unterminated(b []byte, at, n int) []byte {
+	for i := range n {
+		b[at+i] = 'a'
+	}
+	return b
 }
 
 func FuzzDecode(f *testing.F) {
