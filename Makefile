@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5m
 BIN         := bin/ptbhyve
 
-.PHONY: all build demo bench test deps lint vet cross race unit fuzz clean
+.PHONY: all build demo bench test deps lint vet cross race unit plugin fuzz clean
 
 all: build
 
@@ -30,7 +30,7 @@ bench: build
 	./$(BIN) bench --backend pipe --runs 3 --frames 10000000
 	./$(BIN) bench --backend switch --runs 3 --frames 5000000
 
-test: deps lint cross race unit
+test: deps lint cross plugin race unit
 
 # What the VM tests and the demo need beyond Go: QEMU, and busybox-static
 # for the guest's shell, ping and nc (the guest kernel itself is fetched by
@@ -63,7 +63,12 @@ cross:
 	done; echo "freebsd: every package and its tests build"
 
 race:
-	$(GO) test -race -count=1 ./netmap/... ./ptnetmap/... ./internal/... ./ivshmem/... ./shmdev/... ./guestdrv/...
+	$(GO) test -race -count=1 ./netmap/... ./ptnetmap/... ./internal/... ./ivshmem/... ./shmdev/... ./guestdrv/... ./bhyve/...
+
+# The bhyve plugin's portable C protocol file: its own unit tests (gcc);
+# bhyve/ptbp's tests then drive it against the Go server.
+plugin:
+	$(MAKE) -C bhyve/plugin check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -74,6 +79,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzSyncLoop$$' -fuzztime $(FUZZTIME) ./ptnetmap/
 	$(GO) test -run XXX -fuzz '^FuzzDevice$$' -fuzztime $(FUZZTIME) ./shmdev/
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run XXX -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./bhyve/ptbp/
 
 clean:
 	rm -rf bin
+	$(MAKE) -C bhyve/plugin clean
