@@ -127,20 +127,7 @@ func TestCPlugin(t *testing.T) {
 		}
 	}
 	pt := cregs{v, FnPtnet}
-	info, err := ptnetmap.Probe(pt, cregs{v, FnMemdev})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ptnetmap.Create(pt, 0x1000, 0x2000); err != nil {
-		t.Fatal(err)
-	}
-	ram := r.ram.Bytes()
-	g, err := ptnetmap.NewGuest(ptnetmap.GuestConfig{Mem: r.devmem.Bytes(), Pools: info.Pools, NifpOfs: info.NifpOfs,
-		NumTx: info.NumTx, NumRx: info.NumRx, CSB: ptnetmap.CSBFromBytes(ram[0x1000:0x1080], ram[0x2000:0x2080], 2),
-		Kick: ptnetmap.RegKicker{Regs: pt}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := attachGuest(t, r, pt, cregs{v, FnMemdev})
 	stream(t, r, g, 100000)
 	if r.rec.count() == 0 {
 		t.Fatal("no MSI was raised for a guest sleeping on its TX interrupt")
@@ -172,15 +159,7 @@ func TestCPlugin(t *testing.T) {
 	if l := v.do("reconnect"); !strings.HasPrefix(l, "welcome 1 1") {
 		t.Fatalf("reconnect: %q", l)
 	}
-	if err := ptnetmap.Create(pt, 0x1000, 0x2000); err != nil {
-		t.Fatal(err)
-	}
-	g, err = ptnetmap.NewGuest(ptnetmap.GuestConfig{Mem: r.devmem.Bytes(), Pools: info.Pools, NifpOfs: info.NifpOfs,
-		NumTx: info.NumTx, NumRx: info.NumRx, CSB: ptnetmap.CSBFromBytes(ram[0x1000:0x1080], ram[0x2000:0x2080], 2),
-		Kick: ptnetmap.RegKicker{Regs: pt}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g = attachGuest(t, r, pt, cregs{v, FnMemdev})
 	before := r.rec.count()
 	stream(t, r, g, 10000)
 	if r.rec.count() == before {

@@ -210,8 +210,14 @@ func guestUp(t *testing.T, r *rig, cl *client) *ptnetmap.Guest {
 	for v := range 2 {
 		cl.call(MSIX{Vector: uint16(v), Flags: MSIXEnabled, Addr: 0xfee00000, Data: 0x40 + uint32(v)})
 	}
-	pt := regs{cl, FnPtnet}
-	info, err := ptnetmap.Probe(pt, regs{cl, FnMemdev})
+	return attachGuest(t, r, regs{cl, FnPtnet}, regs{cl, FnMemdev})
+}
+
+// attachGuest runs ptnet's attach sequence on the two functions' registers
+// and returns the guest's view of its rings, the CSB in guest RAM.
+func attachGuest(t *testing.T, r *rig, pt, memdev ptnetmap.Registers) *ptnetmap.Guest {
+	t.Helper()
+	info, err := ptnetmap.Probe(pt, memdev)
 	if err != nil {
 		t.Fatal(err)
 	}
