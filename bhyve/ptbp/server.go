@@ -129,6 +129,10 @@ func (s *Server) serve(c *net.UnixConn) {
 	}
 	w := dev.Welcome
 	w.Version = Version
+	if len(w.SegName) > MaxSegName {
+		sendError(c, seq, unix.ENAMETOOLONG, fmt.Sprintf("devmem segment name %q is longer than %d characters", w.SegName, MaxSegName))
+		return
+	}
 	fds := make([]int, len(dev.Kicks))
 	for i, k := range dev.Kicks {
 		fds[i] = k.WriteFd()

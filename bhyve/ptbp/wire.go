@@ -15,6 +15,9 @@ const (
 	Magic   = 0x50544250 // "PTBP"
 	Version = 1
 	MaxMsg  = 4096
+	// MaxSegName is the longest devmem segment name vmm accepts
+	// (VM_MAX_SUFFIXLEN); the wire field has room for more.
+	MaxSegName = 15
 
 	hdrLen   = 8
 	vmLen    = 64
