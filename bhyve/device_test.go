@@ -1,0 +1,225 @@
+package bhyve
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptbhyve/ptbhyve/bhyve/ptbp"
+	"github.com/ptbhyve/ptbhyve/bhyve/vmm"
+	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/netmap"
+	"github.com/ptbhyve/ptbhyve/netmap/backend"
+	"github.com/ptbhyve/ptbhyve/ptnetmap"
+)
+
+// keep is a Fake the device may close without losing it: the test plays
+// one VM across several connections.
+type keep struct{ *vmm.Fake }
+
+func (keep) Close() error { return nil }
+
+// vcpu runs bhyve/plugin's C protocol file as bhyve's vCPU would.
+type vcpu struct {
+	t   *testing.T
+	in  io.Writer
+	out *bufio.Scanner
+}
+
+func (v *vcpu) do(format string, args ...any) string {
+	v.t.Helper()
+	fmt.Fprintf(v.in, format+"\n", args...)
+	if !v.out.Scan() {
+		v.t.Fatalf("vcpu exited after %q", fmt.Sprintf(format, args...))
+	}
+	return v.out.Text()
+}
+
+type cregs struct {
+	v  *vcpu
+	fn int
+}
+
+func (r cregs) Read(off uint32) uint32 {
+	l := r.v.do("read %d %d", r.fn, off)
+	n, err := strconv.ParseUint(strings.TrimPrefix(l, "value "), 10, 32)
+	if err != nil {
+		r.v.t.Fatalf("read: %q", l)
+	}
+	return uint32(n)
+}
+
+func (r cregs) Write(off, val uint32) { r.v.do("write %d %d %d", r.fn, off, val) }
+
+func startVCPU(t *testing.T, path string) (*vcpu, string) {
+	t.Helper()
+	if _, err := exec.LookPath("cc"); err != nil {
+		t.Skip("bhyve: SKIP: no C compiler to build bhyve/plugin")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "plugin")
+	if out, err := exec.Command("make", "-C", dir, "all").CombinedOutput(); err != nil {
+		t.Fatalf("make -C bhyve/plugin: %v\n%s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(dir, "build", "vcpu"), path, "vm0")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	v := &vcpu{t: t, in: in, out: bufio.NewScanner(out)}
+	v.out.Scan()
+	return v, v.out.Text()
+}
+
+// A bhyve VM end to end, with a fake vmm: bhyve's device model (the C
+// protocol file) connects, the guest programs MSI-X and runs ptnet's
+// attach sequence, the daemon opens the port in the devmem segment bhyve
+// created, and the guest's frames reach another port of the switch while
+// the guest sleeps on MSIs the daemon raises. Then bhyve restarts.
+func TestBhyveDevice(t *testing.T) {
+	loop, err := ptnetmap.NewLoop(ptnetmap.LoopConfig{CPU: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop.Start()
+	defer loop.Stop()
+	txIrq, err := event.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{VM: "vm0", Rings: 1, Slots: 256, BufSize: 2048, MAC: [6]byte{2, 0, 0, 0, 0, 9}, Port: "switchbh:vm0",
+		Loop: loop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fake, err := vmm.NewFake(vmm.FakeConfig{LowMem: 16 << 20, Devmem: []vmm.FakeSegment{{Name: "ptbhyve", Len: d.memsize}},
+		OnMSI: func(m vmm.MSI) {
+			if m.Data == 0x40 {
+				txIrq.Signal()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	d.cfg.Open = func(string) (vmm.Machine, error) { return keep{fake}, nil }
+	srv, err := ptbp.Listen(filepath.Join(t.TempDir(), "vm0.plugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Open = func(vm string) (*ptbp.Device, error) { return d.Plugin(), nil }
+	srv.Closed = func(string, error) { d.Disconnected() }
+	go srv.Serve()
+	defer srv.Close()
+	peer, err := backend.Open("switchbh:peer", backend.Options{Rings: 1, Slots: 256, BufSize: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	ram, err := fake.Memory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ram.Close()
+	bar, err := fake.Devmem("ptbhyve") // the memdev BAR as the guest sees it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vmm.Unmap(bar)
+
+	for round := range 2 {
+		v, w := startVCPU(t, srv.Path())
+		if !strings.HasPrefix(w, "welcome 1 1 020000000009") {
+			t.Fatalf("round %d: %q", round, w)
+		}
+		for i := range 2 {
+			v.do("msix %d %d %d %d", i, ptbp.MSIXEnabled, 0xfee00000, 0x40+i)
+		}
+		pt := cregs{v, ptbp.FnPtnet}
+		info, err := ptnetmap.Probe(pt, cregs{v, ptbp.FnMemdev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ptnetmap.Create(pt, 0x10000, 0x11000); err != nil {
+			t.Fatal(err)
+		}
+		atok, _ := ram.Slice(0x10000, 128)
+		ktoa, _ := ram.Slice(0x11000, 128)
+		g, err := ptnetmap.NewGuest(ptnetmap.GuestConfig{Mem: bar, Pools: info.Pools, NifpOfs: info.NifpOfs,
+			NumTx: info.NumTx, NumRx: info.NumRx, CSB: ptnetmap.CSBFromBytes(atok, ktoa, 2), Kick: ptnetmap.RegKicker{Regs: pt}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The switch drops what its receiver has no room for, and counts
+		// it: every frame must be either received or counted.
+		const n = 20000
+		got, dropped := 0, 0
+		for sent, deadline := 0, time.Now().Add(20*time.Second); got+dropped < n && time.Now().Before(deadline); {
+			tx := g.Tx[0]
+			ring := tx.Ring
+			h := ring.Head()
+			for ; sent < n && h != ring.Tail(); h = ring.Next(h) {
+				s := ring.Slot(h)
+				copy(g.Region.Buf(s.BufIdx), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 9, 0x88, 0xb5})
+				s.Len = 60
+				sent++
+			}
+			ring.Advance(h)
+			tx.Sync(0)
+			netmap.RxSync(peer)
+			rx := peer.If().RxRing(0)
+			got += int(rx.Space())
+			rx.Advance(rx.Tail())
+			if ring.Space() == 0 && tx.WantsInterrupt() {
+				txIrq.Wait(10)
+			}
+			if st := d.Stats(); len(st) == 2 {
+				dropped = int(st[0].Drops)
+			}
+		}
+		st := d.Stats()
+		if got == 0 || got+dropped != n || len(st) != 2 || st[0].Packets != n {
+			t.Fatalf("round %d: %d received + %d dropped of %d sent; stats %+v", round, got, dropped, n, st)
+		}
+		t.Logf("round %d: %d frames received, %d dropped by the switch (receiver full)", round, got, dropped)
+		fmt.Fprintln(v.in, "quit")
+	}
+	if len(fake.MSIs()) == 0 {
+		t.Fatal("no MSI raised")
+	}
+}
+
+// A port that cannot be opened leaves the guest's PTCTL reading ENXIO and
+// says why.
+func TestBhyveBadPort(t *testing.T) {
+	d, err := New(Config{VM: "vm0", Rings: 1, Slots: 256, BufSize: 2048, Port: "xdp:nosuch0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fake, err := vmm.NewFake(vmm.FakeConfig{LowMem: 1 << 20, Devmem: []vmm.FakeSegment{{Name: "ptbhyve", Len: d.memsize}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	d.cfg.Open = func(string) (vmm.Machine, error) { return keep{fake}, nil }
+	p := d.Plugin()
+	if s := p.Ptnet.Read(ptnetmap.RegPtctl); s != ptnetmap.StatusENXIO || d.Err() == nil || !strings.Contains(d.Err().Error(), "nosuch0") {
+		t.Fatalf("PTCTL %d, err %v", s, d.Err())
+	}
+	if _, err := New(Config{VM: "vm0", Rings: 1, Slots: 256, BufSize: 2048, SegName: "a-name-far-too-long"}); err == nil {
+		t.Fatal("a 19-character segment name was accepted")
+	}
+}
