@@ -28,6 +28,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"attach", "vm0"}, 2, "", "attach needs a VM and a port"},
 		{[]string{"detach", "vm0", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"serve", "--config", "/nonexistent.toml"}, 1, "", "no configuration at /nonexistent.toml"},
+		{[]string{"serve", "--check", "--config", "../../internal/config/testdata/example.toml"}, 0, "VMs, valid", ""},
 		{[]string{"qemu-args", "-h"}, 0, "", "intel_iommu=on"},
 	} {
 		var out, errb bytes.Buffer

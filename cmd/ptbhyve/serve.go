@@ -43,14 +43,16 @@ The configuration (TOML; every key optional):
   [vm.vm1]
   memory = "vm2"       # share vm2's memory: a zero-copy pipe can join them
 
-Example:
+Examples:
   ptbhyve serve --config /etc/ptbhyve.toml
+  ptbhyve serve --check --config /etc/ptbhyve.toml   # validate only
 `
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fls := newFlags("serve", "[flags]", serveHelp, stderr)
 	path := fls.String("config", config.DefaultPath, "configuration file")
 	verbose := fls.Bool("v", false, "log debug messages")
+	check := fls.Bool("check", false, "check the configuration and exit (0: valid; 1: the errors, with file, line and key)")
 	if err := parse(fls, args); err != nil {
 		return err
 	}
@@ -63,6 +65,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: %d VMs, valid\n", *path, len(cfg.VMs))
+		return nil
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("not root: the daemon maps VM memory, opens netmap and AF_XDP ports and owns a root-only control socket; run it as root")

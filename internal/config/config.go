@@ -77,8 +77,8 @@ type VM struct {
 // Default returns the daemon defaults and no VMs: what an empty file means.
 func Default() *Config {
 	return &Config{Daemon: Daemon{
-		Socket:     "/run/ptbhyve/ptbhyve.sock",
-		RunDir:     "/run/ptbhyve",
+		Socket:     defaultRunDir + "/ptbhyve.sock",
+		RunDir:     defaultRunDir,
 		Spin:       20 * time.Microsecond,
 		SafetyPoll: time.Second,
 		CPU:        -1,

@@ -27,8 +27,8 @@ func TestExample(t *testing.T) {
 	}
 	want := &Config{
 		Daemon: Daemon{
-			Socket:     "/run/ptbhyve/ptbhyve.sock",
-			RunDir:     "/run/ptbhyve",
+			Socket:     defaultRunDir + "/ptbhyve.sock",
+			RunDir:     defaultRunDir,
 			Spin:       20 * time.Microsecond,
 			SafetyPoll: time.Second,
 			CPU:        -1,

@@ -5,3 +5,6 @@ package config
 // DefaultPath is where `ptbhyve serve` reads its configuration unless told
 // otherwise.
 const DefaultPath = "/etc/ptbhyve.toml"
+
+// defaultRunDir holds the sockets.
+const defaultRunDir = "/run/ptbhyve"
