@@ -217,6 +217,27 @@ func (d *Device) downLocked() {
 	d.m, d.ram, d.devmem, d.port, d.pt, d.memdev = nil, nil, nil, nil, nil, nil
 }
 
+// SetPort changes the port the device serves from the next connection on.
+// ptnet(4) has no link state a guest would follow, so a port cannot change
+// under a running guest: that is refused while the device is up.
+func (d *Device) SetPort(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pt != nil {
+		return fmt.Errorf("bhyve: %s: the device is in use by a running guest with port %s; stop the VM first (ptnet has no link state to change)", d.cfg.VM, d.cfg.Port)
+	}
+	d.cfg.Port, d.err = name, nil
+	return nil
+}
+
+// Port is the port the device serves ("" for none), and whether it is
+// open for a running guest.
+func (d *Device) Port() (name string, up bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Port, d.pt != nil
+}
+
 // Err is why the device could not come up for the current connection.
 func (d *Device) Err() error {
 	d.mu.Lock()

@@ -199,6 +199,16 @@ func (d *Ptnet) Stats() []RingStats {
 	if d.att != nil {
 		s = addStats(s, d.att.Stats())
 	}
+	if s == nil {
+		// No loop has run yet: every ring, at zero.
+		for i := range d.ntx + d.nrx {
+			dir, r := "tx", i
+			if i >= d.ntx {
+				dir, r = "rx", i-d.ntx
+			}
+			s = append(s, RingStats{Ring: r, Dir: dir})
+		}
+	}
 	return s
 }
 

@@ -259,16 +259,7 @@ func (d *Device) Stats() Stats {
 	s := Stats{Rings: append([]ptnetmap.RingStats(nil), d.finished...)}
 	if d.pt != nil {
 		s.Link, s.Port = true, d.port.Name()
-		// Every ring of the port is listed, at zero until the guest
-		// creates its rings.
-		var zero []ptnetmap.RingStats
-		for i := range d.port.TxRings() {
-			zero = append(zero, ptnetmap.RingStats{Ring: i, Dir: "tx"})
-		}
-		for i := range d.port.RxRings() {
-			zero = append(zero, ptnetmap.RingStats{Ring: i, Dir: "rx"})
-		}
-		s.Rings = sumStats(sumStats(s.Rings, zero), d.pt.Stats())
+		s.Rings = sumStats(s.Rings, d.pt.Stats())
 	}
 	d.mu.Unlock()
 	s.Requests, s.BadRequests, s.Spurious, s.LinkChanges = d.mbox.Load(), d.bad.Load(), d.spur.Load(), d.links.Load()

@@ -93,8 +93,9 @@ func runDetach(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-const listHelp = `Lists the daemon's VMs: the attached port, whether the link is up, whether
-the VM's QEMU is connected, and the device socket.
+const listHelp = `Lists the daemon's VMs: the VMM (qemu or bhyve), the attached port, whether
+the link is up, whether the VM's QEMU or bhyve is connected, and the
+device socket.
 
 Example:
   ptbhyve list --json
@@ -115,19 +116,19 @@ func runList(args []string, stdout, stderr io.Writer) error {
 		return printJSON(stdout, vms)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VM\tLINK\tPORT\tQEMU\tMAC\tRINGS\tSLOTS\tMEMORY\tSOCKET")
+	fmt.Fprintln(tw, "VM\tVMM\tLINK\tPORT\tCONNECTED\tMAC\tRINGS\tSLOTS\tSOCKET")
 	for _, v := range vms {
-		port, link, qemu := v.Port, "down", "-"
+		port, link, conn := v.Port, "down", "no"
 		if port == "" {
 			port = "-"
 		}
 		if v.Link {
 			link = "up"
 		}
-		if v.QEMU {
-			qemu = "connected"
+		if v.Connected {
+			conn = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Name, link, port, qemu, v.MAC, v.Rings, v.Slots, v.Memory, v.Socket)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", v.Name, v.VMM, link, port, conn, v.MAC, v.Rings, v.Slots, v.Socket)
 	}
 	return tw.Flush()
 }
@@ -215,5 +216,41 @@ func runQEMUArgs(args []string, stdout, stderr io.Writer) error {
 		return printJSON(stdout, qa)
 	}
 	fmt.Fprintln(stdout, strings.Join(qa, " "))
+	return nil
+}
+
+const bhyveArgsHelp = `Prints the bhyve options that give VM (vmm = "bhyve" in the configuration)
+its device: the ptnet function and the ptnetmap-memdev function at PCI slot
+--slot, functions 0 and 1, both connected to the daemon's plugin socket.
+bhyve must be the one built with ptbhyve's device model (the port's BHYVE
+option installs it as bhyve-ptnet), and a port must be attached before the
+VM starts. The guest's stock ptnet(4) driver attaches the device.
+
+Example:
+  bhyve-ptnet -c 2 -m 2G $(ptbhyve bhyve-args vm0) ... vm0
+`
+
+func runBhyveArgs(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bhyve-args", "[flags] VM", bhyveArgsHelp, stderr)
+	var c controlFlags
+	c.register(fs)
+	slot := fs.Int("slot", 6, "PCI slot of the two functions (1..31)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"bhyve-args needs a VM, e.g. ptbhyve bhyve-args vm0"}
+	}
+	if *slot < 1 || *slot > 31 {
+		return usageError{fmt.Sprintf("--slot %d: PCI slots are 1..31", *slot)}
+	}
+	ba, err := api.NewClient(c.socket).BhyveArgs(fs.Arg(0), *slot)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, ba)
+	}
+	fmt.Fprintln(stdout, strings.Join(ba, " "))
 	return nil
 }

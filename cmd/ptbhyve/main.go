@@ -26,6 +26,7 @@ type command struct {
 var commands = []command{
 	{"attach", "attach a netmap port to a VM's device (link up)", runAttach},
 	{"bench", "measure the data path against a same-run shared-ring reference", runBench},
+	{"bhyve-args", "print the bhyve options that give a VM its device", runBhyveArgs},
 	{"detach", "detach a VM's port (link down)", runDetach},
 	{"list", "list the daemon's VMs, their ports and links", runList},
 	{"pktgen", "send, receive, ping or echo frames on a host port, as pkt-gen", runPktgen},

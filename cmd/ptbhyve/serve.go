@@ -18,11 +18,13 @@ import (
 	"github.com/ptbhyve/ptbhyve/internal/daemon"
 )
 
-const serveHelp = `Runs the daemon: every VM in the configuration file gets a ptnet device
-(on Linux, over QEMU's ivshmem-doorbell: a device memory and a socket
-RUN_DIR/VM.ivshmem that the VM's QEMU connects to, see 'ptbhyve
-qemu-args'), one sync loop serves all their rings, and the ports named
-in the file are attached. The control API (HTTP+JSON) listens on a UNIX
+const serveHelp = `Runs the daemon: every VM in the configuration file gets a ptnet device,
+one sync loop serves all their rings, and the ports named in the file are
+attached. A QEMU VM (vmm = "qemu", the default on Linux) gets a device
+memory and a socket RUN_DIR/VM.ivshmem its ivshmem-doorbell connects to
+(see 'ptbhyve qemu-args'); a bhyve VM (vmm = "bhyve", the default on
+FreeBSD) gets a socket RUN_DIR/VM.plugin that bhyve's ptnet device model
+connects to (see 'ptbhyve bhyve-args'). The control API (HTTP+JSON) listens on a UNIX
 socket only root can open; 'ptbhyve attach/detach/list/stats' use it.
 SIGINT or SIGTERM detach every port, hang up on the VMs and remove the
 sockets.
@@ -86,7 +88,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.Remove(cfg.Daemon.Socket)
-	d, err := daemon.New(cfg, *path, log)
+	d, err := daemon.New(cfg, *path, log, daemon.Options{})
 	if err != nil {
 		ln.Close()
 		return err

@@ -7,6 +7,7 @@
 //	POST /v1/vms/{vm}/detach     takes it down
 //	GET  /v1/vms/{vm}/stats      counters (daemon.Stats)
 //	GET  /v1/vms/{vm}/qemu-args  {"args": [...]}
+//	GET  /v1/vms/{vm}/bhyve-args?slot=N  {"args": [...]}
 //
 // Errors come back as {"error": "..."} with 404 for an unknown VM, 409 for
 // a state conflict and 400 for anything else the request got wrong.
@@ -22,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -33,7 +35,7 @@ type AttachRequest struct {
 	Port string `json:"port"`
 }
 
-// QEMUArgs is the body of a qemu-args answer.
+// QEMUArgs is the body of a qemu-args or bhyve-args answer.
 type QEMUArgs struct {
 	Args []string `json:"args"`
 }
@@ -71,6 +73,15 @@ func Handler(d *daemon.Daemon) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/vms/{vm}/qemu-args", func(w http.ResponseWriter, r *http.Request) {
 		args, err := d.QEMUArgs(r.PathValue("vm"))
+		reply(w, QEMUArgs{Args: args}, err)
+	})
+	mux.HandleFunc("GET /v1/vms/{vm}/bhyve-args", func(w http.ResponseWriter, r *http.Request) {
+		slot, err := strconv.Atoi(r.URL.Query().Get("slot"))
+		if err != nil || slot < 1 || slot > 31 {
+			reply(w, nil, fmt.Errorf("bhyve-args needs ?slot=N with N in 1..31"))
+			return
+		}
+		args, err := d.BhyveArgs(r.PathValue("vm"), slot)
 		reply(w, QEMUArgs{Args: args}, err)
 	})
 	return mux
@@ -204,6 +215,12 @@ func (c *Client) Detach(vm string) (daemon.VMInfo, error) {
 func (c *Client) Stats(vm string) (daemon.Stats, error) {
 	var out daemon.Stats
 	return out, c.do("GET", "/v1/vms/"+vm+"/stats", nil, &out)
+}
+
+// BhyveArgs returns the bhyve options for vm at PCI slot slot.
+func (c *Client) BhyveArgs(vm string, slot int) ([]string, error) {
+	var out QEMUArgs
+	return out.Args, c.do("GET", "/v1/vms/"+vm+"/bhyve-args?slot="+strconv.Itoa(slot), nil, &out)
 }
 
 // QEMUArgs returns the QEMU flags for vm.

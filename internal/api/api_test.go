@@ -24,7 +24,7 @@ func TestClientServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.New(cfg, "t.toml", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := daemon.New(cfg, "t.toml", slog.New(slog.NewTextHandler(io.Discard, nil)), daemon.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

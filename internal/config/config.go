@@ -15,6 +15,7 @@
 //	cpu = -1                              # pin the sync loop thread, -1 = no pin
 //
 //	[vm.vm0]
+//	vmm = "qemu"         # "qemu" (ivshmem-doorbell) or "bhyve" (the plugin); default bhyve on FreeBSD, qemu elsewhere
 //	rings = 1            # rings per direction, 1..16 (default 1)
 //	slots = 1024         # slots per ring, power of two, 64..4096 (default 1024)
 //	buf_size = 2048      # 2048 or 4096 (default 2048)
@@ -61,7 +62,12 @@ type Daemon struct {
 // VM is one [vm.NAME] table: a VM that gets a ptnet device. Parse fills in the
 // defaults, so every field but Port is set.
 type VM struct {
-	Name    string
+	Name string
+	// VMM is how the VM reaches its device: VMMQEMU (ivshmem-doorbell,
+	// RUN_DIR/VM.ivshmem) or VMMBhyve (the bhyve plugin,
+	// RUN_DIR/VM.plugin). Default DefaultVMM: bhyve on FreeBSD, QEMU
+	// elsewhere.
+	VMM     string
 	Rings   int    // rings per direction
 	Slots   uint32 // slots per ring
 	BufSize uint32 // bytes per buffer
@@ -73,6 +79,12 @@ type VM struct {
 	Memory string // name of the memory region; the VM's own name unless shared
 	Line   int    // line where the VM's table starts, for messages about it
 }
+
+// VMMs the daemon serves.
+const (
+	VMMQEMU  = "qemu"
+	VMMBhyve = "bhyve"
+)
 
 // Default returns the daemon defaults and no VMs: what an empty file means.
 func Default() *Config {

@@ -34,9 +34,9 @@ func TestExample(t *testing.T) {
 			CPU:        -1,
 		},
 		VMs: []VM{
-			{Name: "vm0", Rings: 1, Slots: 1024, BufSize: 2048, MAC: mac("02:00:00:00:00:01"), Port: "xdp:eth0", Memory: "m0", Line: 13},
-			{Name: "vm1", Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm1"), Memory: "m0", Line: 25},
-			{Name: "vm2", Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm2"), Memory: "vm2", Line: 29},
+			{Name: "vm0", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: mac("02:00:00:00:00:01"), Port: "xdp:eth0", Memory: "m0", Line: 13},
+			{Name: "vm1", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm1"), Memory: "m0", Line: 25},
+			{Name: "vm2", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm2"), Memory: "vm2", Line: 29},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -60,22 +60,22 @@ func TestDefaults(t *testing.T) {
 		{
 			"vm with defaults", "[vm.a]\n",
 			&Config{Daemon: Default().Daemon, VMs: []VM{
-				{Name: "a", Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Line: 1},
+				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Line: 1},
 			}},
 		},
 		{
 			"file order, not name order", "[vm.z]\n[vm.a]\n[vm.m]\n",
 			&Config{Daemon: Default().Daemon, VMs: []VM{
-				{Name: "z", Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("z"), Memory: "z", Line: 1},
-				{Name: "a", Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Line: 2},
-				{Name: "m", Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("m"), Memory: "m", Line: 3},
+				{Name: "z", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("z"), Memory: "z", Line: 1},
+				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Line: 2},
+				{Name: "m", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("m"), Memory: "m", Line: 3},
 			}},
 		},
 		{
 			"dotted keys and inline tables", "vm.b.rings = 2\nvm.a = { slots = 64, buf_size = 4096 }\n",
 			&Config{Daemon: Default().Daemon, VMs: []VM{
-				{Name: "b", Rings: 2, Slots: 1024, BufSize: 2048, MAC: defaultMAC("b"), Memory: "b", Line: 1},
-				{Name: "a", Rings: 1, Slots: 64, BufSize: 4096, MAC: defaultMAC("a"), Memory: "a", Line: 2},
+				{Name: "b", VMM: DefaultVMM, Rings: 2, Slots: 1024, BufSize: 2048, MAC: defaultMAC("b"), Memory: "b", Line: 1},
+				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 64, BufSize: 4096, MAC: defaultMAC("a"), Memory: "a", Line: 2},
 			}},
 		},
 		{

@@ -6,3 +6,6 @@ const DefaultPath = "/usr/local/etc/ptbhyve.toml"
 
 // defaultRunDir holds the sockets; FreeBSD has no /run.
 const defaultRunDir = "/var/run/ptbhyve"
+
+// DefaultVMM is the VMM of a VM whose table does not say.
+const DefaultVMM = VMMBhyve

@@ -8,3 +8,6 @@ const DefaultPath = "/etc/ptbhyve.toml"
 
 // defaultRunDir holds the sockets.
 const defaultRunDir = "/run/ptbhyve"
+
+// DefaultVMM is the VMM of a VM whose table does not say.
+const DefaultVMM = VMMQEMU

@@ -18,7 +18,7 @@ import (
 // Known keys, in the order messages list them.
 const (
 	daemonKeys = "socket, run_dir, spin, safety_poll, cpu"
-	vmKeys     = "rings, slots, buf_size, mac, port, memory"
+	vmKeys     = "vmm, rings, slots, buf_size, mac, port, memory"
 )
 
 // nameRE is the rule for VM and memory names, which become file names
@@ -140,7 +140,7 @@ func (c *checker) vms(t map[string]any, keys []toml.Key) []VM {
 // vm checks one [vm.NAME] table and reports whether it was free of problems.
 func (c *checker) vm(name string, v any) (VM, bool) {
 	key := toml.Key{"vm", name}
-	vm := VM{Name: name, Rings: 1, Slots: 1024, BufSize: 2048, Memory: name, Line: c.lines[key.String()]}
+	vm := VM{Name: name, VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, Memory: name, Line: c.lines[key.String()]}
 	nerrs := len(c.errs)
 	if !nameRE.MatchString(name) {
 		c.errorf(key, "%q is not a valid VM name: %s", name, nameRule)
@@ -149,6 +149,14 @@ func (c *checker) vm(name string, v any) (VM, bool) {
 	for _, field := range slices.Sorted(maps.Keys(t)) {
 		key, v := toml.Key{"vm", name, field}, t[field]
 		switch field {
+		case "vmm":
+			if s, ok := c.str(key, v); ok {
+				if s != VMMQEMU && s != VMMBhyve {
+					c.errorf(key, "%q is not a VMM ptbhyve serves; use %q or %q", s, VMMQEMU, VMMBhyve)
+				} else {
+					vm.VMM = s
+				}
+			}
 		case "rings":
 			if n, ok := c.integer(key, v, 1, 16); ok {
 				vm.Rings = int(n)
@@ -248,6 +256,10 @@ func (c *checker) sharedMemory(vms []VM) {
 	members := map[string][]VM{}
 	for _, vm := range vms {
 		m := members[vm.Memory]
+		if len(m) > 0 && (vm.VMM == VMMBhyve || m[0].VMM == VMMBhyve) {
+			c.errorf(c.at(vm, "memory"), "memory %q: a bhyve VM's netmap region is its own devmem segment, which no other VM maps; bhyve VMs cannot share memory (join them through a switch)", vm.Memory)
+			continue
+		}
 		if len(m) == 2 {
 			c.errorf(c.at(vm, "memory"), "memory %q is already shared by %s and %s; a memory joins at most two VMs (the two ends of a pipe)", vm.Memory, m[0].Name, m[1].Name)
 			continue

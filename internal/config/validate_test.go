@@ -31,8 +31,10 @@ func TestErrors(t *testing.T) {
 		// Unknown keys.
 		{"unknown top", "\n[deamon]\nspin = \"1us\"\n", f + ":2: deamon: unknown key; known tables: [daemon], [vm.NAME]"},
 		{"unknown daemon key", "[daemon]\nsokcet = \"/x\"\n", f + ":2: daemon.sokcet: unknown key; known keys in [daemon]: socket, run_dir, spin, safety_poll, cpu"},
-		{"unknown vm key", "[vm.vm0]\nrings = 1\nRings = 2\n", f + ":3: vm.vm0.Rings: unknown key; known keys in [vm.NAME]: rings, slots, buf_size, mac, port, memory"},
-		{"unknown vm subtable", "[vm.vm0]\n[vm.vm0.extra]\nx = 1\n", f + ":2: vm.vm0.extra: unknown key; known keys in [vm.NAME]: rings, slots, buf_size, mac, port, memory"},
+		{"unknown vm key", "[vm.vm0]\nrings = 1\nRings = 2\n", f + ":3: vm.vm0.Rings: unknown key; known keys in [vm.NAME]: vmm, rings, slots, buf_size, mac, port, memory"},
+		{"unknown vmm", "[vm.vm0]\nvmm = \"kvm\"\n", f + `:2: vm.vm0.vmm: "kvm" is not a VMM ptbhyve serves; use "qemu" or "bhyve"`},
+		{"bhyve shares memory", "[vm.a]\nvmm = \"bhyve\"\n[vm.b]\nmemory = \"a\"\n", f + `:4: vm.b.memory: memory "a": a bhyve VM's netmap region is its own devmem segment, which no other VM maps; bhyve VMs cannot share memory (join them through a switch)`},
+		{"unknown vm subtable", "[vm.vm0]\n[vm.vm0.extra]\nx = 1\n", f + ":2: vm.vm0.extra: unknown key; known keys in [vm.NAME]: vmm, rings, slots, buf_size, mac, port, memory"},
 
 		// [daemon] values.
 		{"socket relative", "[daemon]\nsocket = \"run/p.sock\"\n", f + ":2: daemon.socket: \"run/p.sock\" is not an absolute path"},

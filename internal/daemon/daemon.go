@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ptbhyve/ptbhyve/bhyve/vmm"
 	"github.com/ptbhyve/ptbhyve/internal/config"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
 	"github.com/ptbhyve/ptbhyve/ivshmem"
@@ -33,6 +34,7 @@ var (
 // Daemon owns the devices of the configured VMs.
 type Daemon struct {
 	cfg  *config.Config
+	opts Options
 	file string
 	log  *slog.Logger
 	loop *ptnetmap.Loop
@@ -55,19 +57,29 @@ type memory struct {
 }
 
 type vm struct {
-	cfg    config.VM
+	cfg config.VM
+	// QEMU VMs (vmm = "qemu"):
 	mem    *memory
 	index  int
 	dev    *shmdev.Device
 	server *ivshmem.Server
 	qemu   bool // a QEMU is connected
+	// bhyve VMs (vmm = "bhyve"):
+	bhyve *bhyveVM
+}
+
+// Options adjust the daemon.
+type Options struct {
+	// OpenMachine reaches a bhyve VM (vmm.Open if nil; a vmm.Fake in
+	// tests).
+	OpenMachine func(name string) (vmm.Machine, error)
 }
 
 // New builds every VM's device memory, device and ivshmem socket, and
 // attaches the ports the configuration names. file is the configuration's
 // path, for messages.
-func New(cfg *config.Config, file string, log *slog.Logger) (d *Daemon, err error) {
-	d = &Daemon{cfg: cfg, file: file, log: log, vms: map[string]*vm{}, memories: map[string]*memory{}}
+func New(cfg *config.Config, file string, log *slog.Logger, opts Options) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, opts: opts, file: file, log: log, vms: map[string]*vm{}, memories: map[string]*memory{}}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -82,12 +94,16 @@ func New(cfg *config.Config, file string, log *slog.Logger) (d *Daemon, err erro
 	}
 	d.loop.Start()
 	for _, v := range cfg.VMs {
-		if err := d.addVM(v); err != nil {
+		add := d.addVM
+		if v.VMM == config.VMMBhyve {
+			add = d.addBhyveVM
+		}
+		if err := add(v); err != nil {
 			return d, fmt.Errorf("vm %s: %w", v.Name, err)
 		}
 	}
 	for _, v := range cfg.VMs {
-		if v.Port == "" {
+		if v.Port == "" || v.VMM == config.VMMBhyve {
 			continue
 		}
 		if _, err := d.Attach(v.Name, v.Port); err != nil {
@@ -185,6 +201,16 @@ func (d *Daemon) Attach(name, port string) (VMInfo, error) {
 	if err != nil {
 		return VMInfo{}, err
 	}
+	if v.bhyve != nil {
+		if _, err := netmap.ParseName(port); err != nil {
+			return VMInfo{}, err
+		}
+		if err := v.bhyve.dev.SetPort(port); err != nil {
+			return VMInfo{}, fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		d.log.Info("attached", "vm", name, "port", port, "vmm", "bhyve")
+		return d.infoLocked(v), nil
+	}
 	if p := v.dev.Port(); p != nil {
 		return VMInfo{}, fmt.Errorf("%w: vm %s already has port %s attached; detach it first", ErrConflict, name, p.Name())
 	}
@@ -247,6 +273,16 @@ func (d *Daemon) Detach(name string) (VMInfo, error) {
 	if err != nil {
 		return VMInfo{}, err
 	}
+	if v.bhyve != nil {
+		if port, _ := v.bhyve.dev.Port(); port == "" {
+			return VMInfo{}, fmt.Errorf("%w: vm %s has no port attached", ErrConflict, name)
+		}
+		if err := v.bhyve.dev.SetPort(""); err != nil {
+			return VMInfo{}, fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		d.log.Info("detached", "vm", name, "vmm", "bhyve")
+		return d.infoLocked(v), nil
+	}
 	p := v.dev.Detach()
 	if p == nil {
 		return VMInfo{}, fmt.Errorf("%w: vm %s has no port attached", ErrConflict, name)
@@ -261,21 +297,30 @@ func (d *Daemon) Detach(name string) (VMInfo, error) {
 
 // VMInfo is what `ptbhyve list` shows of a VM.
 type VMInfo struct {
-	Name    string `json:"name"`
-	Port    string `json:"port,omitempty"`
-	Link    bool   `json:"link"`
-	QEMU    bool   `json:"qemu_connected"`
-	Socket  string `json:"socket"`
-	Memory  string `json:"memory"`
-	Bytes   uint64 `json:"memory_bytes"`
-	MAC     string `json:"mac"`
-	Rings   int    `json:"rings"`
-	Slots   uint32 `json:"slots"`
-	Vectors int    `json:"vectors"`
+	Name string `json:"name"`
+	VMM  string `json:"vmm"`
+	Port string `json:"port,omitempty"`
+	// Link is up while the port serves the guest: for QEMU from attach to
+	// detach, for bhyve while a running guest's device uses it.
+	Link bool `json:"link"`
+	// Connected: the VM's QEMU or bhyve is connected to the daemon.
+	Connected bool   `json:"connected"`
+	Socket    string `json:"socket"`
+	Memory    string `json:"memory,omitempty"`
+	Bytes     uint64 `json:"memory_bytes,omitempty"`
+	MAC       string `json:"mac"`
+	Rings     int    `json:"rings"`
+	Slots     uint32 `json:"slots"`
+	Vectors   int    `json:"vectors"`
 }
 
 func (d *Daemon) infoLocked(v *vm) VMInfo {
-	i := VMInfo{Name: v.cfg.Name, QEMU: v.qemu, Socket: v.server.Path(), Memory: v.mem.name, Bytes: v.mem.layout.Size,
+	if v.bhyve != nil {
+		port, up := v.bhyve.dev.Port()
+		return VMInfo{Name: v.cfg.Name, VMM: config.VMMBhyve, Port: port, Link: up, Connected: v.bhyve.connected,
+			Socket: v.bhyve.server.Path(), MAC: v.cfg.MAC.String(), Rings: v.cfg.Rings, Slots: v.cfg.Slots, Vectors: 2 * v.cfg.Rings}
+	}
+	i := VMInfo{Name: v.cfg.Name, VMM: config.VMMQEMU, Connected: v.qemu, Socket: v.server.Path(), Memory: v.mem.name, Bytes: v.mem.layout.Size,
 		MAC: v.cfg.MAC.String(), Rings: v.cfg.Rings, Slots: v.cfg.Slots, Vectors: shmdev.Vectors(v.cfg.Rings)}
 	if p := v.dev.Port(); p != nil {
 		i.Port, i.Link = v.mem.users[v.cfg.Name], true
@@ -321,6 +366,16 @@ type backendStats interface{ BackendStats() any }
 func (d *Daemon) Stats(name string) (Stats, error) {
 	d.mu.Lock()
 	v, err := d.lookup(name)
+	if err == nil && v.bhyve != nil {
+		d.mu.Unlock()
+		port, up := v.bhyve.dev.Port()
+		st := Stats{VM: name}
+		st.Link, st.Rings = up, v.bhyve.dev.Stats()
+		if up {
+			st.Port = port
+		}
+		return st, nil
+	}
 	var port string
 	var backend any
 	if err == nil {
@@ -356,6 +411,9 @@ func (d *Daemon) QEMUArgs(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if v.bhyve != nil {
+		return nil, fmt.Errorf("%w: vm %s is a bhyve VM (vmm = \"bhyve\"): use 'ptbhyve bhyve-args %s'", ErrConflict, name, name)
+	}
 	return QEMUArgs(name, v.server.Path(), shmdev.Vectors(v.cfg.Rings)), nil
 }
 
@@ -383,6 +441,11 @@ func (d *Daemon) Close() error {
 	var errs []error
 	for _, n := range d.order {
 		v := vms[n]
+		if v.bhyve != nil {
+			errs = append(errs, v.bhyve.server.Close())
+			v.bhyve.dev.Close()
+			continue
+		}
 		if p := v.dev.Close(); p != nil {
 			errs = append(errs, p.Close())
 		}

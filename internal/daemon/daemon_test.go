@@ -15,13 +15,18 @@ import (
 
 func newDaemon(t *testing.T, vms string) (*Daemon, string) {
 	t.Helper()
+	return newDaemonOpts(t, vms, Options{})
+}
+
+func newDaemonOpts(t *testing.T, vms string, opts Options) (*Daemon, string) {
+	t.Helper()
 	dir := t.TempDir()
 	text := fmt.Sprintf("[daemon]\nsocket = %q\nrun_dir = %q\n%s", filepath.Join(dir, "ctl.sock"), filepath.Join(dir, "run"), vms)
 	cfg, err := config.Parse([]byte(text), "test.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, "test.toml", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := New(cfg, "test.toml", slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +129,7 @@ func TestStartupPortError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(cfg, "t.toml", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err = New(cfg, "t.toml", slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
 	if err == nil || !strings.Contains(err.Error(), "t.toml:3: vm.a.port:") {
 		t.Fatalf("err = %v", err)
 	}
