@@ -1,14 +1,7 @@
 package bhyve
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +9,7 @@ import (
 	"github.com/ptbhyve/ptbhyve/bhyve/ptbp"
 	"github.com/ptbhyve/ptbhyve/bhyve/vmm"
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/vcpu"
 	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/netmap/backend"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
@@ -26,61 +20,6 @@ import (
 type keep struct{ *vmm.Fake }
 
 func (keep) Close() error { return nil }
-
-// vcpu runs bhyve/plugin's C protocol file as bhyve's vCPU would.
-type vcpu struct {
-	t   *testing.T
-	in  io.Writer
-	out *bufio.Scanner
-}
-
-func (v *vcpu) do(format string, args ...any) string {
-	v.t.Helper()
-	fmt.Fprintf(v.in, format+"\n", args...)
-	if !v.out.Scan() {
-		v.t.Fatalf("vcpu exited after %q", fmt.Sprintf(format, args...))
-	}
-	return v.out.Text()
-}
-
-type cregs struct {
-	v  *vcpu
-	fn int
-}
-
-func (r cregs) Read(off uint32) uint32 {
-	l := r.v.do("read %d %d", r.fn, off)
-	n, err := strconv.ParseUint(strings.TrimPrefix(l, "value "), 10, 32)
-	if err != nil {
-		r.v.t.Fatalf("read: %q", l)
-	}
-	return uint32(n)
-}
-
-func (r cregs) Write(off, val uint32) { r.v.do("write %d %d %d", r.fn, off, val) }
-
-func startVCPU(t *testing.T, path string) (*vcpu, string) {
-	t.Helper()
-	if _, err := exec.LookPath("cc"); err != nil {
-		t.Skip("bhyve: SKIP: no C compiler to build bhyve/plugin")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "plugin")
-	if out, err := exec.Command("make", "-C", dir, "all").CombinedOutput(); err != nil {
-		t.Fatalf("make -C bhyve/plugin: %v\n%s", err, out)
-	}
-	cmd := exec.Command(filepath.Join(dir, "build", "vcpu"), path, "vm0")
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	v := &vcpu{t: t, in: in, out: bufio.NewScanner(out)}
-	v.out.Scan()
-	return v, v.out.Text()
-}
 
 // A bhyve VM end to end, with a fake vmm: bhyve's device model (the C
 // protocol file) connects, the guest programs MSI-X and runs ptnet's
@@ -139,16 +78,17 @@ func TestBhyveDevice(t *testing.T) {
 	}
 	defer vmm.Unmap(bar)
 
+	bin := vcpu.Build(t)
 	for round := range 2 {
-		v, w := startVCPU(t, srv.Path())
-		if !strings.HasPrefix(w, "welcome 1 1 020000000009") {
-			t.Fatalf("round %d: %q", round, w)
+		v := vcpu.Start(t, bin, srv.Path(), "vm0")
+		if !strings.HasPrefix(v.Welcome, "welcome 1 1 020000000009") {
+			t.Fatalf("round %d: %q", round, v.Welcome)
 		}
 		for i := range 2 {
-			v.do("msix %d %d %d %d", i, ptbp.MSIXEnabled, 0xfee00000, 0x40+i)
+			v.Do("msix %d %d %d %d", i, ptbp.MSIXEnabled, 0xfee00000, 0x40+i)
 		}
-		pt := cregs{v, ptbp.FnPtnet}
-		info, err := ptnetmap.Probe(pt, cregs{v, ptbp.FnMemdev})
+		pt := vcpu.Regs{V: v, Fn: ptbp.FnPtnet}
+		info, err := ptnetmap.Probe(pt, vcpu.Regs{V: v, Fn: ptbp.FnMemdev})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +134,7 @@ func TestBhyveDevice(t *testing.T) {
 			t.Fatalf("round %d: %d received + %d dropped of %d sent; stats %+v", round, got, dropped, n, st)
 		}
 		t.Logf("round %d: %d frames received, %d dropped by the switch (receiver full)", round, got, dropped)
-		fmt.Fprintln(v.in, "quit")
+		v.Quit()
 	}
 	if len(fake.MSIs()) == 0 {
 		t.Fatal("no MSI raised")
