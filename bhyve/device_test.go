@@ -15,12 +15,6 @@ import (
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
-// keep is a Fake the device may close without losing it: the test plays
-// one VM across several connections.
-type keep struct{ *vmm.Fake }
-
-func (keep) Close() error { return nil }
-
 // A bhyve VM end to end, with a fake vmm: bhyve's device model (the C
 // protocol file) connects, the guest programs MSI-X and runs ptnet's
 // attach sequence, the daemon opens the port in the devmem segment bhyve
@@ -53,7 +47,7 @@ func TestBhyveDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	d.cfg.Open = func(string) (vmm.Machine, error) { return keep{fake}, nil }
+	d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
 	srv, err := ptbp.Listen(filepath.Join(t.TempDir(), "vm0.plugin"))
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +148,7 @@ func TestBhyveBadPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	d.cfg.Open = func(string) (vmm.Machine, error) { return keep{fake}, nil }
+	d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
 	p := d.Plugin()
 	if s := p.Ptnet.Read(ptnetmap.RegPtctl); s != ptnetmap.StatusENXIO || d.Err() == nil || !strings.Contains(d.Err().Error(), "nosuch0") {
 		t.Fatalf("PTCTL %d, err %v", s, d.Err())

@@ -272,3 +272,12 @@ func (f *Fake) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Keep returns f as a Machine whose Close leaves f open: the code under
+// test closes what it opened at each disconnect, while the test plays one
+// VM across several connections.
+func (f *Fake) Keep() Machine { return keptFake{f} }
+
+type keptFake struct{ *Fake }
+
+func (keptFake) Close() error { return nil }

@@ -14,11 +14,6 @@ import (
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
-// keep lets the daemon close a Fake it opened without losing it.
-type keep struct{ *vmm.Fake }
-
-func (keep) Close() error { return nil }
-
 // A bhyve VM in the daemon: its plugin socket, bhyve-args, attach before
 // the guest runs, and the refusal to change the port under a running
 // guest. bhyve is played by a Go client of the plugin protocol; the VM by
@@ -30,7 +25,7 @@ func TestBhyveVM(t *testing.T) {
 	}
 	defer fake.Close()
 	d, run := newDaemonOpts(t, "[vm.b1]\nvmm = \"bhyve\"\nslots = 256\n", Options{
-		OpenMachine: func(string) (vmm.Machine, error) { return keep{fake}, nil }})
+		OpenMachine: func(string) (vmm.Machine, error) { return fake.Keep(), nil }})
 	sock := filepath.Join(run, "b1.plugin")
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatal(err)
