@@ -171,7 +171,7 @@ func (d *Ptnet) deleteLocked() {
 		return
 	}
 	d.att.Detach()
-	d.finished = addStats(d.finished, d.att.Stats())
+	d.finished = SumStats(d.finished, d.att.Stats())
 	d.att = nil
 }
 
@@ -197,7 +197,7 @@ func (d *Ptnet) Stats() []RingStats {
 	defer d.mu.Unlock()
 	s := append([]RingStats(nil), d.finished...)
 	if d.att != nil {
-		s = addStats(s, d.att.Stats())
+		s = SumStats(s, d.att.Stats())
 	}
 	if s == nil {
 		// No loop has run yet: every ring, at zero.
@@ -212,12 +212,20 @@ func (d *Ptnet) Stats() []RingStats {
 	return s
 }
 
-func addStats(acc, s []RingStats) []RingStats {
-	if acc == nil {
-		return append([]RingStats(nil), s...)
+// SumStats adds b into a, ring by ring (matched by ring and direction, so
+// ports of different ring counts add up); rings only b has are appended.
+func SumStats(a, b []RingStats) []RingStats {
+	for _, r := range b {
+		found := false
+		for i := range a {
+			if a[i].Ring == r.Ring && a[i].Dir == r.Dir {
+				a[i].Add(r)
+				found = true
+			}
+		}
+		if !found {
+			a = append(a, r)
+		}
 	}
-	for i := range s {
-		acc[i].Add(s[i])
-	}
-	return acc
+	return a
 }

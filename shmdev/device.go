@@ -160,7 +160,7 @@ func (d *Device) Detach() netmap.Port {
 		return nil
 	}
 	d.pt.Reset()
-	d.finished = sumStats(d.finished, d.pt.Stats())
+	d.finished = ptnetmap.SumStats(d.finished, d.pt.Stats())
 	d.pt, d.port = nil, nil
 	d.setLinkLocked(0)
 	return p
@@ -259,29 +259,11 @@ func (d *Device) Stats() Stats {
 	s := Stats{Rings: append([]ptnetmap.RingStats(nil), d.finished...)}
 	if d.pt != nil {
 		s.Link, s.Port = true, d.port.Name()
-		s.Rings = sumStats(s.Rings, d.pt.Stats())
+		s.Rings = ptnetmap.SumStats(s.Rings, d.pt.Stats())
 	}
 	d.mu.Unlock()
 	s.Requests, s.BadRequests, s.Spurious, s.LinkChanges = d.mbox.Load(), d.bad.Load(), d.spur.Load(), d.links.Load()
 	return s
-}
-
-// sumStats adds b into a ring by ring (matching ring and direction); rings
-// only one of them has are kept.
-func sumStats(a, b []ptnetmap.RingStats) []ptnetmap.RingStats {
-	for _, r := range b {
-		found := false
-		for i := range a {
-			if a[i].Ring == r.Ring && a[i].Dir == r.Dir {
-				a[i].Add(r)
-				found = true
-			}
-		}
-		if !found {
-			a = append(a, r)
-		}
-	}
-	return a
 }
 
 // Close detaches any port (returning it for the caller to close) and stops
