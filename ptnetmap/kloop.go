@@ -65,6 +65,22 @@ type ringCounters struct {
 	_                                                [16]byte
 }
 
+// Syncer serves a device's rings between PTCTL CREATE and DELETE: it
+// takes over the CSB the guest handed in and runs the host half of the
+// sync protocol until the Session is detached.
+type Syncer interface {
+	Serve(Binding) (Session, error)
+}
+
+// Session is one Binding being served.
+type Session interface {
+	// Detach stops serving the binding and returns once nothing touches
+	// its CSB, rings or doorbells any more.
+	Detach()
+	// Stats snapshots the per-ring counters, TX rings then RX rings.
+	Stats() []RingStats
+}
+
 // Binding is one device's rings as a loop serves them: a port, the CSB its
 // guest publishes through (TX entries then RX), a doorbell per ring, and
 // the way to interrupt the guest.
@@ -156,6 +172,15 @@ func (l *Loop) Attach(b Binding) (*Attachment, error) {
 	return a, nil
 }
 
+// Serve implements Syncer with Attach.
+func (l *Loop) Serve(b Binding) (Session, error) {
+	a, err := l.Attach(b)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // Detach stops serving the binding and returns once the loop no longer
 // touches it (its CSB, rings or doorbells).
 func (a *Attachment) Detach() {
@@ -192,19 +217,23 @@ func (a *Attachment) Detach() {
 }
 
 // Stats snapshots the binding's per-ring counters.
-func (a *Attachment) Stats() []RingStats {
-	out := make([]RingStats, len(a.rings))
-	drops, _ := a.b.Port.(netmap.DropCounter)
-	for i := range a.rings {
-		c := &a.counters[i]
+func (a *Attachment) Stats() []RingStats { return snapshot(a.counters, a.ntx, a.b.Port) }
+
+// snapshot reads the counters of rings TX then RX (ntx of them TX), with
+// the port's own drop counts if it keeps them.
+func snapshot(counters []ringCounters, ntx int, p netmap.Port) []RingStats {
+	out := make([]RingStats, len(counters))
+	drops, _ := p.(netmap.DropCounter)
+	for i := range counters {
+		c := &counters[i]
 		dir, r := "tx", i
-		if i >= a.ntx {
-			dir, r = "rx", i-a.ntx
+		if i >= ntx {
+			dir, r = "rx", i-ntx
 		}
 		out[i] = RingStats{Ring: r, Dir: dir, Packets: c.packets.Load(), Bytes: c.bytes.Load(), Syncs: c.syncs.Load(),
 			Kicks: c.kicks.Load(), Interrupts: c.interrupts.Load(), Resets: c.resets.Load()}
 		if drops != nil {
-			out[i].Drops = drops.Drops(i < a.ntx, r)
+			out[i].Drops = drops.Drops(i < ntx, r)
 		}
 	}
 	return out
@@ -404,8 +433,8 @@ func (a *Attachment) ringWork(i int) (bool, error) {
 		if err != nil {
 			return progress, fmt.Errorf("ptnetmap: %s ring %d: %w", a.b.Port.Name(), i, err)
 		}
-		KernWrite(ktoa, k.HwCur, k.HwTail)
-		moved := k.HwCur != oldCur || k.HwTail != oldTail
+		// Count before publishing: once the guest reads the new hwtail,
+		// the slots are its own again and it may be rewriting them.
 		if tx {
 			c.packets.Add(uint64(netmap.Dist(oldCur, k.HwCur, k.N)))
 			c.bytes.Add(slotBytes(k, oldCur, k.HwCur))
@@ -413,6 +442,8 @@ func (a *Attachment) ringWork(i int) (bool, error) {
 			c.packets.Add(uint64(netmap.Dist(oldTail, k.HwTail, k.N)))
 			c.bytes.Add(slotBytes(k, oldTail, k.HwTail))
 		}
+		KernWrite(ktoa, k.HwCur, k.HwTail)
+		moved := k.HwCur != oldCur || k.HwTail != oldTail
 		if k.HwTail != k.RTail {
 			k.RTail = k.HwTail
 			notify = true
@@ -436,8 +467,9 @@ func (a *Attachment) ringWork(i int) (bool, error) {
 }
 
 // slotBytes sums the lengths of slots [from, to): the frames a sync just
-// moved, whose slots the backend has just read or written, so the loads
-// hit the cache. Both indexes were validated (they are the kernel ring's).
+// moved, whose slots the backend has just read or written (so the loads
+// hit the cache) and which the guest does not own until the loop
+// publishes. Both indexes were validated (they are the kernel ring's).
 func slotBytes(k *netmap.KRing, from, to uint32) uint64 {
 	var n uint64
 	for j := from; j != to; j = k.Ring.Next(j) {

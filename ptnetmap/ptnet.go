@@ -23,9 +23,10 @@ type PtnetConfig struct {
 	Mem   GuestMemory
 	Irq   Interrupter
 	Kicks []*event.Event // one per ring, TX then RX
-	// Loop serves the rings between PTCTL CREATE and DELETE. Several
-	// devices may share one loop (one thread for many VMs).
-	Loop *Loop
+	// Loop serves the rings between PTCTL CREATE and DELETE: a *Loop
+	// (several devices may share one, one thread for many VMs) or a
+	// *KernelSync for kernel netmap ports.
+	Loop Syncer
 }
 
 // Ptnet is the ptnet NIC function: its register file and the sync loop that
@@ -42,7 +43,7 @@ type Ptnet struct {
 	hgHi     uint32
 	gh, hg   uint64
 	status   uint32
-	att      *Attachment
+	att      Session
 	finished []RingStats // counters of loops that ended, so stats survive DELETE
 }
 
@@ -158,7 +159,7 @@ func (d *Ptnet) createLocked() uint32 {
 	if err != nil {
 		return StatusEFAUL
 	}
-	att, err := d.cfg.Loop.Attach(Binding{Port: d.cfg.Port, CSB: CSBFromBytes(gh, hg, int(n)), Kicks: d.cfg.Kicks, Irq: d.cfg.Irq})
+	att, err := d.cfg.Loop.Serve(Binding{Port: d.cfg.Port, CSB: CSBFromBytes(gh, hg, int(n)), Kicks: d.cfg.Kicks, Irq: d.cfg.Irq})
 	if err != nil {
 		return StatusEBUSY
 	}
