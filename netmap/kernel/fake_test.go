@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ptbhyve/ptbhyve/netmap"
+	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
 // fakeNetmap is a model of the netmap driver behind /dev/netmap, for tests
@@ -47,7 +48,8 @@ import (
 //   - SYNC_KLOOP_START's preconditions in the kernel's order, MODE and
 //     EVENTFDS validation, FreeBSD's missing eventfd support (freebsd:
 //     status EOPNOTSUPP, return 0 at once), a loop that blocks until
-//     SYNC_KLOOP_STOP, and a stop flag that survives when STOP finds no loop.
+//     SYNC_KLOOP_STOP (processing the rings meanwhile), and a stop flag that
+//     survives when STOP finds no loop.
 //   - NIOCTXSYNC/NIOCRXSYNC (ENXIO unbound, EBUSY in CSB mode), mmap of a
 //     registered descriptor, poll (POLLERR unbound or in CSB mode; it never
 //     sleeps: nothing ready means the timeout passed).
@@ -96,11 +98,14 @@ import (
 //
 // What it does not: VALE switching (VALE ports are plain ports here, wired
 // or not), netmap pipes' buffer swapping (a pipe pair is a wire that
-// copies), the kloop's ring processing, checking that eventfds are
-// eventfds, RX timestamps, NS_FORWARD and host-stack traffic (host rings are
-// laid out and synced but carry nothing), extra buffers, and the layout of
-// EXTMEM allocators, which have their geometry only: no rings are laid out
-// in them, nr_offset is 0, and mmap returns unrelated zeroed memory.
+// copies), checking that eventfds are eventfds, RX timestamps, NS_FORWARD
+// and host-stack traffic (host rings are laid out and synced but carry
+// nothing), extra buffers, and mmap of a descriptor on an EXTMEM allocator
+// (refused: use the memory given to EXTMEM).
+//
+// EXTMEM allocators (fake_extmem_test.go) are laid out in the user's own
+// pages as netmap_mem_ext_create does; the sync kloop (fake_kloop_test.go)
+// processes the rings through the CSB as netmap_sync_kloop does.
 type fakeNetmap struct {
 	mu   sync.Mutex
 	cond *sync.Cond // kloop state changes
@@ -131,15 +136,20 @@ type userMem struct {
 }
 
 type fakeMem struct {
-	info   PoolsInfo
-	usrptr uint64 // extmem: the user memory it was carved from
+	info PoolsInfo
 
 	// The region as the kernel holds it, once laid out.
 	memfd    int
-	kmem     []byte         // the kernel's mapping of memfd
+	kmem     []byte         // the kernel's mapping of memfd; for EXTMEM, the user's pages
 	region   *netmap.Region // its buffer allocator
 	ifUsed   []bool
 	ringUsed []bool
+
+	// EXTMEM (see fake_extmem_test.go): the pages it was carved from
+	// and what netmap_mem_finalize will answer.
+	ext      bool
+	extKey   extKey
+	finalErr unix.Errno // netmap_mem_init_bitmaps's verdict
 }
 
 type fakePort struct {
@@ -158,6 +168,12 @@ type fakePort struct {
 	krings      [2][]*fakeKring // [tx, rx]: hardware rings then host rings
 	rings       [2][]fakeRing   // their netmap_rings, once laid out
 	rxReady     bool            // poll reports POLLIN whatever the rings say
+
+	// netmap_get_na's assign_mem: an allocator given by EXTMEM or
+	// nr_mem_id replaces the port's own while nobody has it open; the
+	// rings laid out in each allocator are kept apart.
+	memPrev *fakeMem
+	stash   map[*fakeMem][2][]fakeRing
 
 	peer     *fakePort // the other end of this port's wire (with flow control)
 	txPaused bool      // the transmitter completes nothing
@@ -201,6 +217,10 @@ type fakePriv struct {
 	direct   [2]bool
 	busyWait bool
 	eventfds [][2]int32
+	// The running kloop (fake_kloop_test.go).
+	wakeFd int   // eventfd that ends the loop's sleep, -1 when none
+	irqs   []int // irqfd signals per CSB entry
+	passes int   // passes of the main loop
 }
 
 func newFakeNetmap() *fakeNetmap {
@@ -375,6 +395,11 @@ func (k *fakeNetmap) mmap(fd int, length int) ([]byte, error) {
 	}
 	var b []byte
 	var err error
+	if p.mem.ext {
+		// Not modelled: the fake cannot map anonymous user pages a
+		// second time. Use the memory given to EXTMEM itself.
+		return nil, unix.EOPNOTSUPP
+	}
 	if p.mem.kmem != nil {
 		b, err = unix.Mmap(p.mem.memfd, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	} else {
@@ -688,6 +713,7 @@ func (k *fakeNetmap) handle(p *fakePriv, r *kreq) unix.Errno {
 			return unix.ENXIO
 		}
 		p.stopping = true
+		k.wakeKloop(p)
 		k.cond.Broadcast()
 		for p.running {
 			k.cond.Wait()
@@ -706,6 +732,9 @@ func (k *fakeNetmap) register(p *fakePriv, r *kreq) unix.Errno {
 	var req Register
 	req.Decode(r.body)
 	var nmd *fakeMem
+	// The reference netmap_mem_ext_create or netmap_mem_find took is
+	// dropped at the end: an allocator no port holds goes away.
+	defer k.dropUnusedMems()
 	if o := r.opt(OptExtmem); o != nil && k.extmem {
 		nmd, o.status = k.extmemCreate(o)
 		if nmd == nil {
@@ -730,9 +759,13 @@ func (k *fakeNetmap) register(p *fakePriv, r *kreq) unix.Errno {
 	if port.virtHdr != 0 && req.Flags&netmap.FlagAcceptVnetHd == 0 {
 		return unix.EIO
 	}
-	if nmd == nil {
-		nmd = port.mem
+	// assign_mem: the allocator asked for replaces the port's own only
+	// while nobody has the port open; otherwise it is silently ignored.
+	if nmd != nil && k.activeFds(port) == 0 && port.mem != nmd {
+		k.switchMem(port, nmd)
 	}
+	defer k.restoreMem(port)
+	nmd = port.mem
 	first, last, err := interpRingID(port, &req)
 	if err != 0 {
 		return err
@@ -853,50 +886,10 @@ func (k *fakeNetmap) unregister(p *fakePriv) {
 	if p.ifObj >= 0 {
 		p.mem.ifUsed[p.ifObj] = false
 	}
+	port := p.port
 	*p = fakePriv{fd: p.fd, peerFd: p.peerFd, in: p.in, out: p.out, ifObj: -1, atok: p.atok, ktoa: p.ktoa}
-}
-
-func (k *fakeNetmap) extmemCreate(o *kopt) (*fakeMem, unix.Errno) {
-	usrptr := le.Uint64(o.body[extmemUsrPtr-OptionHeaderSize:])
-	var info PoolsInfo
-	info.Decode(o.body[extmemInfo-OptionHeaderSize:])
-	for _, m := range k.mems {
-		if m.usrptr == usrptr && usrptr != 0 {
-			m.info.Encode(o.body[extmemInfo-OptionHeaderSize:])
-			return m, 0
-		}
-	}
-	if info.MemSize == 0 {
-		return nil, unix.EINVAL
-	}
-	if _, err := k.mem(usrptr, int(info.MemSize)); err != 0 {
-		return nil, err
-	}
-	def := func(v *uint32, d uint32) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&info.IfPoolObjTotal, 16)
-	def(&info.IfPoolObjSize, 1024)
-	def(&info.RingPoolObjTotal, 16)
-	def(&info.RingPoolObjSize, 4096)
-	def(&info.BufPoolObjSize, 2048)
-	head := uint64(info.IfPoolObjTotal)*uint64(info.IfPoolObjSize) + uint64(info.RingPoolObjTotal)*uint64(info.RingPoolObjSize)
-	if head >= info.MemSize {
-		return nil, unix.EINVAL
-	}
-	maxBufs := uint32((info.MemSize - head) / uint64(info.BufPoolObjSize))
-	if info.BufPoolObjTotal == 0 || info.BufPoolObjTotal > maxBufs {
-		info.BufPoolObjTotal = maxBufs
-	}
-	id := k.nextID
-	k.nextID++
-	m := &fakeMem{usrptr: usrptr, info: fakePools(id, info.IfPoolObjTotal, info.IfPoolObjSize, info.RingPoolObjTotal, info.RingPoolObjSize, info.BufPoolObjTotal, info.BufPoolObjSize)}
-	m.info.MemSize = info.MemSize
-	k.mems[id] = m
-	m.info.Encode(o.body[extmemInfo-OptionHeaderSize:])
-	return m, 0
+	k.restoreMem(port)
+	k.dropUnusedMems()
 }
 
 // Offsets of the option fields, from the start of the option.
@@ -976,14 +969,11 @@ func (k *fakeNetmap) csbValidate(p *fakePriv, o *kopt) unix.Errno {
 			if t == tRX {
 				e += n[tTX]
 			}
-			a, kt := atok[e*CSBAlign:], ktoa[e*CSBAlign:]
-			le.PutUint32(a[0:], kr.rhead)
-			le.PutUint32(a[4:], kr.rcur)
-			le.PutUint32(a[8:], 1)  // appl_need_kick
-			le.PutUint32(a[12:], 1) // sync_flags
-			le.PutUint32(kt[0:], kr.hwcur)
-			le.PutUint32(kt[4:], kr.hwtail)
-			le.PutUint32(kt[8:], 1) // kern_need_kick
+			// head, cur, appl_need_kick = 1, sync_flags = 1;
+			// hwcur, hwtail, kern_need_kick = 1.
+			c := ptnetmap.CSBFromBytes(atok[e*CSBAlign:], ktoa[e*CSBAlign:], 1)
+			c.Atok[0].Init(kr.rhead, kr.rcur)
+			c.Ktoa[0].Init(kr.hwcur, kr.hwtail)
 		}
 	}
 	return 0
@@ -1009,51 +999,6 @@ func (k *fakeNetmap) kloop(p *fakePriv, r *kreq) unix.Errno {
 	p.running, p.stopping = false, false
 	k.cond.Broadcast()
 	return err
-}
-
-func (k *fakeNetmap) kloopRun(p *fakePriv, r *kreq, sleepUS uint32) unix.Errno {
-	nRings := p.last[tTX] - p.first[tTX] + p.last[tRX] - p.first[tRX]
-	var direct [2]bool
-	busyWait := true
-	if o := r.opt(OptSyncKloopMode); o != nil {
-		mode := le.Uint32(o.body)
-		direct = [2]bool{mode&KloopDirectTX != 0, mode&KloopDirectRX != 0}
-		if mode&^kloopModeMask != 0 {
-			o.status = unix.EINVAL
-			return o.status
-		}
-		o.status = 0
-	}
-	var fds [][2]int32
-	if o := r.opt(OptSyncKloopEventfds); o != nil {
-		if o.size != uint64(EventfdsOptSize(nRings)) {
-			o.status = unix.EINVAL
-			return o.status
-		}
-		if k.freebsd {
-			o.status = unix.EOPNOTSUPP
-			return 0
-		}
-		o.status = 0
-		busyWait = false
-		for i := range nRings {
-			e := o.body[i*EventfdEntrySize:]
-			fds = append(fds, [2]int32{int32(le.Uint32(e)), int32(le.Uint32(e[4:]))})
-			if fds[i][0] < 0 {
-				busyWait = true
-			}
-		}
-		if busyWait && (direct[tTX] || direct[tRX]) {
-			o.status = unix.EINVAL
-			return o.status
-		}
-	}
-	p.sleepUS, p.direct, p.busyWait, p.eventfds = sleepUS, direct, busyWait, fds
-	k.cond.Broadcast()
-	for !p.stopping {
-		k.cond.Wait()
-	}
-	return 0
 }
 
 // waitRunning blocks until a kloop runs on fd.
@@ -1216,7 +1161,10 @@ func (p *fakePort) slots(t int) uint32 {
 // does on first use: a memfd that the kernel and every mmap of a
 // descriptor on m map. EXTMEM allocators are left as geometry.
 func (k *fakeNetmap) materialize(m *fakeMem) unix.Errno {
-	if m.kmem != nil || m.usrptr != 0 {
+	if m.ext {
+		return m.finalErr // laid out when created, over the user's pages
+	}
+	if m.kmem != nil {
 		return 0
 	}
 	fd, err := unix.MemfdCreate("fake-netmap-mem", unix.MFD_CLOEXEC)
@@ -1379,17 +1327,19 @@ func (k *fakeNetmap) resetRing(port *fakePort, t, i int) {
 	r.setTail(kr.hwtail)
 }
 
-// reinit is netmap_ring_reinit: the header's indexes from the kring, and
-// every slot that names a reserved or nonexistent buffer pointed at buffer
-// 0 with length 0, or its length cleared if it exceeds a buffer.
-func (k *fakeNetmap) reinit(port *fakePort, t, i int) {
+// reinit is netmap_ring_reinit (netmap.c), which trusts the shared header
+// more than its name suggests: the kring takes the header's head, cur and
+// tail whatever they are, every slot that names a reserved or nonexistent
+// buffer is pointed at buffer 0 with length 0 (or its length cleared if it
+// exceeds a buffer), and only when one of head, cur, tail is beyond the
+// ring are the header and the kring reset from hwcur and hwtail. It reports
+// whether it found such errors.
+func (k *fakeNetmap) reinit(port *fakePort, t, i int) bool {
 	kr, fr := port.krings[t][i], port.rings[t][i]
 	r := fr.view()
 	kr.resets++
-	kr.rhead, kr.rcur, kr.rtail = kr.hwcur, kr.hwcur, kr.hwtail
-	r.setHead(kr.hwcur)
-	r.setCur(kr.hwcur)
-	r.setTail(kr.hwtail)
+	h, c, tl := r.head(), r.cur(), r.tail()
+	kr.rhead, kr.rcur, kr.rtail = h, c, tl
 	bs := fr.mem.region.BufSize()
 	for s := range r.n {
 		idx, l, fl := r.getSlot(s)
@@ -1400,6 +1350,14 @@ func (k *fakeNetmap) reinit(port *fakePort, t, i int) {
 			r.setSlot(s, idx, 0, fl)
 		}
 	}
+	if h < r.n && c < r.n && tl < r.n {
+		return false
+	}
+	kr.rhead, kr.rcur, kr.rtail = kr.hwcur, kr.hwcur, kr.hwtail
+	r.setHead(kr.hwcur)
+	r.setCur(kr.hwcur)
+	r.setTail(kr.hwtail)
+	return true
 }
 
 // syncRings is the loop of NIOCTXSYNC / NIOCRXSYNC over the bound rings.
@@ -1416,31 +1374,51 @@ func (k *fakeNetmap) syncRings(p *fakePriv, t int) {
 	}
 }
 
-// txsync is one TX ring's nm_txsync_prologue, the NIC's txsync and
-// nm_sync_finalize.
+// txsync is one TX ring's NIOCTXSYNC: nm_txsync_prologue on the shared
+// header, the NIC's txsync and nm_sync_finalize.
 func (k *fakeNetmap) txsync(port *fakePort, i int) {
 	kr, fr := port.krings[tTX][i], port.rings[tTX][i]
 	r := fr.view()
-	n := r.n
 	if r.tail() != kr.rtail { // "tail overwritten": restored
 		r.setTail(kr.rtail)
 	}
-	head, cur := r.head(), r.cur()
-	if head >= n || cur >= n || !netmap.Between(kr.rhead, head, kr.rtail) || !netmap.Between(head, cur, kr.rtail) {
+	if !txPrologue(kr, r.n, r.head(), r.cur()) {
 		k.reinit(port, tTX, i)
 		return
 	}
+	if !k.txBackend(port, i) {
+		return
+	}
+	k.finalize(kr, r)
+}
+
+// txPrologue is nm_txsync_prologue's check of head and cur (from the
+// header, or from the CSB's shadow in the kloop): head in [rhead, rtail],
+// cur in [head, rtail]; the kring takes them only when they pass.
+func txPrologue(kr *fakeKring, n, head, cur uint32) bool {
+	if head >= n || cur >= n || !netmap.Between(kr.rhead, head, kr.rtail) || !netmap.Between(head, cur, kr.rtail) {
+		return false
+	}
 	kr.rhead, kr.rcur = head, cur
+	return true
+}
+
+// txBackend is the NIC's txsync after the prologue: the slots [hwcur,
+// rhead) go on the wire. A slot with a bad buffer or length reinitialises
+// the ring and sends nothing; it reports false then.
+func (k *fakeNetmap) txBackend(port *fakePort, i int) bool {
+	kr, fr := port.krings[tTX][i], port.rings[tTX][i]
+	r := fr.view()
 	region := fr.mem.region
-	for j := kr.hwcur; j != head; j = next(j, n) {
+	for j := kr.hwcur; j != kr.rhead; j = next(j, r.n) {
 		if idx, l, _ := r.getSlot(j); !region.ValidBuf(idx) || uint32(l) > region.BufSize() {
 			k.reinit(port, tTX, i)
-			return
+			return false
 		}
 	}
-	kr.hwcur = head
+	kr.hwcur = kr.rhead
 	k.pump(port, i)
-	k.finalize(kr, r)
+	return true
 }
 
 // pump is the NIC working through TX ring i on its own: it sends the
@@ -1456,7 +1434,12 @@ func (k *fakeNetmap) pump(port *fakePort, i int) {
 	j := next(kr.hwtail, r.n)
 	for ; j != kr.hwcur && k.transmit(port, i, r, j); j = next(j, r.n) {
 	}
-	kr.hwtail = netmap.Prev(j, r.n)
+	if tail := netmap.Prev(j, r.n); tail != kr.hwtail {
+		kr.hwtail = tail
+		// netmap_tx_irq here, netmap_rx_irq on the peer.
+		k.backendIrq(port)
+		k.backendIrq(port.peer)
+	}
 }
 
 // finalize is nm_sync_finalize: the application gets the kernel's tail.
@@ -1520,34 +1503,50 @@ func (k *fakeNetmap) room(port *fakePort, i int, n uint32) uint32 {
 	return pr.n - 1 - netmap.Dist(pk.hwcur, pk.hwtail, pr.n)
 }
 
-// rxsync is one RX ring's nm_rxsync_prologue, the NIC's rxsync (the slots
-// [hwcur, head) go back to the NIC, with the buffers they now name) and
-// nm_sync_finalize. Packets arrive by transmit, between syncs, as a NIC
-// fills its ring.
+// rxsync is one RX ring's NIOCRXSYNC: nm_rxsync_prologue on the shared
+// header, the NIC's rxsync (the slots [hwcur, head) go back to the NIC,
+// with the buffers they now name) and nm_sync_finalize. Packets arrive by
+// transmit, between syncs, as a NIC fills its ring.
 func (k *fakeNetmap) rxsync(port *fakePort, i int) {
 	kr, fr := port.krings[tRX][i], port.rings[tRX][i]
 	r := fr.view()
-	n := r.n
 	if r.tail() != kr.rtail {
 		r.setTail(kr.rtail)
 	}
-	head, cur := r.head(), r.cur()
-	if head >= n || cur >= n || !netmap.Between(kr.hwcur, head, kr.hwtail) || !netmap.Between(head, cur, kr.hwtail) {
+	if !rxPrologue(kr, r.n, r.head(), r.cur()) {
 		k.reinit(port, tRX, i)
 		return
 	}
+	if !k.rxBackend(port, i) {
+		return
+	}
+	k.finalize(kr, r)
+}
+
+// rxPrologue is nm_rxsync_prologue's check: hwcur <= head <= cur <= hwtail.
+// Unlike the TX one it stores head and cur in the kring before checking.
+func rxPrologue(kr *fakeKring, n, head, cur uint32) bool {
 	kr.rhead, kr.rcur = head, cur
-	for j := kr.hwcur; j != head; j = next(j, n) {
+	return head < n && cur < n && netmap.Between(kr.hwcur, head, kr.hwtail) && netmap.Between(head, cur, kr.hwtail)
+}
+
+// rxBackend is the NIC's rxsync after the prologue: the slots [hwcur,
+// rhead) go back to the NIC, and what the wire held back for want of room
+// comes in. A slot with a bad buffer reinitialises the ring (false).
+func (k *fakeNetmap) rxBackend(port *fakePort, i int) bool {
+	kr, fr := port.krings[tRX][i], port.rings[tRX][i]
+	r := fr.view()
+	for j := kr.hwcur; j != kr.rhead; j = next(j, r.n) {
 		if idx, _, _ := r.getSlot(j); !fr.mem.region.ValidBuf(idx) {
 			k.reinit(port, tRX, i)
-			return
+			return false
 		}
 	}
-	kr.hwcur = head
+	kr.hwcur = kr.rhead
 	if peer := port.peer; peer != nil && i < port.rx && i < peer.tx {
 		k.pump(peer, i) // room for what flow control held back
 	}
-	k.finalize(kr, r)
+	return true
 }
 
 // netmapPoll is netmap_poll for one descriptor, minus the sleep.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -86,7 +87,8 @@ type Port struct {
 	name   string
 	kname  string
 	f      *File
-	mem    []byte
+	mem    []byte // the region as mapped; the caller's memory with OpenPortIn
+	extmem bool   // mem is the caller's: not unmapped at Close
 	region *netmap.Region
 	nif    *netmap.If
 	reg    RegisterResult
@@ -155,15 +157,55 @@ func (e *RingError) Unwrap() error { return netmap.ErrBadSlot }
 func OpenPort(n netmap.Name) (*Port, error) { return openPort(osCalls{}, n) }
 
 func openPort(s sysCalls, n netmap.Name) (*Port, error) {
+	return openPortIn(s, n, nil, netmap.PoolParams{})
+}
+
+// OpenPortIn opens the port as OpenPort does, but asks netmap to build the
+// port's region — its netmap_if, rings and buffers — in mem
+// (NETMAP_REQ_OPT_EXTMEM), which stays the caller's and must stay mapped
+// until Close: a VM's device memory, so that the guest works on the
+// kernel's rings with no copy. mem must be page-aligned and not in use:
+// OpenPortIn clears it. On FreeBSD mem must be a mapping of a whole VM
+// object from its offset 0 (a devmem segment mapped from
+// /dev/vmm.io/VM.SEG), since netmap takes the object, not the range. p asks for the
+// pools' sizes as netmap's sysctls would (zero fields take netmap's
+// defaults for private allocators, which hold few rings); netmap fits
+// what it can into mem and lays the pools out from its start.
+//
+// netmap refuses when it was built without WITH_EXTMEM, when the port is
+// already bound with another memory (a NIC in use, an existing VALE port),
+// or when mem is too small for the rings; the error says which, and a
+// caller can then open the port normally and copy (netmap/bounce).
+func OpenPortIn(n netmap.Name, mem []byte, p netmap.PoolParams) (*Port, error) {
+	if len(mem) == 0 {
+		return nil, fmt.Errorf("netmap: cannot open %s in external memory: no memory given", n)
+	}
+	return openPortIn(osCalls{}, n, mem, p)
+}
+
+func openPortIn(s sysCalls, n netmap.Name, mem []byte, pp netmap.PoolParams) (*Port, error) {
 	req, err := portRequest(n)
 	if err != nil {
 		return nil, err
+	}
+	var opts []Option
+	if mem != nil {
+		if n.MemID != 0 || n.Share != "" {
+			return nil, fmt.Errorf("netmap: cannot open %s in external memory: the name also selects a kernel allocator (@N or @share)", n)
+		}
+		clear(mem)
+		opts = append(opts, &ExtmemOption{UsrPtr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))), Info: PoolsInfo{
+			MemSize:        uint64(len(mem)),
+			IfPoolObjTotal: pp.IfNum, IfPoolObjSize: pp.IfSize,
+			RingPoolObjTotal: pp.RingNum, RingPoolObjSize: pp.RingSize,
+			BufPoolObjTotal: pp.BufNum, BufPoolObjSize: pp.BufSize,
+		}})
 	}
 	f, err := open(s)
 	if err != nil {
 		return nil, err
 	}
-	p, err := bind(f, n, req)
+	p, err := bind(f, n, req, mem, opts)
 	if err != nil {
 		_ = f.Close()
 		return nil, err
@@ -204,8 +246,9 @@ func portRequest(n netmap.Name) (Register, error) {
 	return req, nil
 }
 
-// bind registers, maps and checks the port on f.
-func bind(f *File, n netmap.Name, req Register) (*Port, error) {
+// bind registers, maps and checks the port on f. With an EXTMEM option
+// the region is ext, where the kernel built it, and nothing is mapped.
+func bind(f *File, n netmap.Name, req Register, ext []byte, opts []Option) (*Port, error) {
 	kname := n.KernelName()
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("netmap: port %s: "+format, append([]any{n}, args...)...)
@@ -218,7 +261,7 @@ func bind(f *File, n netmap.Name, req Register) (*Port, error) {
 		}
 		req.MemID = pi.MemID
 	}
-	res, err := f.Register(kname, req)
+	res, err := f.Register(kname, req, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +275,24 @@ func bind(f *File, n netmap.Name, req Register) (*Port, error) {
 	if pools.MemID != res.MemID || pools.MemSize != res.MemSize {
 		return nil, fail("POOLS_INFO_GET describes memory %d of %d bytes, REGISTER memory %d of %d bytes", pools.MemID, pools.MemSize, res.MemID, res.MemSize)
 	}
+	if ext != nil {
+		// netmap keeps a port that is already open (by another process)
+		// on its memory and ignores EXTMEM without a word; ext was
+		// cleared, so a netmap_if there is the kernel's work.
+		if res.Offset+ifHostTxOff >= uint64(len(ext)) || isZero(ext[res.Offset:res.Offset+ifHostTxOff]) {
+			return nil, fail("netmap kept the port in its own memory %d and ignored the external memory: the port is already open elsewhere (netmap gives a port the memory of its first opener); close the other user or copy", res.MemID)
+		}
+		info, err := extmemLayout(ext, netmap.PoolsInfo(pools))
+		if err != nil {
+			return nil, fail("%w", err)
+		}
+		p, err := newPort(f, n, res, ext[:info.MemSize], info)
+		if err != nil {
+			return nil, fail("%w", err)
+		}
+		p.extmem = true
+		return p, nil
+	}
 	mem, err := f.Mmap()
 	if err != nil {
 		return nil, err
@@ -242,6 +303,35 @@ func bind(f *File, n netmap.Name, req Register) (*Port, error) {
 		return nil, fail("%w", err)
 	}
 	return p, nil
+}
+
+// extmemLayout is the part of info that lies inside ext. netmap counts a
+// last buffer that the end of the memory cuts short (and never hands it
+// out), so nr_memsize may run past ext by less than a buffer; the guest
+// is shown the whole buffers only.
+func extmemLayout(ext []byte, info netmap.PoolsInfo) (netmap.PoolsInfo, error) {
+	size := uint64(len(ext))
+	if info.MemSize <= size {
+		return info, nil
+	}
+	if info.BufPoolObjSize == 0 || info.BufPoolOffset >= size || info.MemSize-size >= uint64(info.BufPoolObjSize)+pageSize {
+		return info, fmt.Errorf("netmap laid out %d bytes in the %d bytes of external memory it was given", info.MemSize, size)
+	}
+	info.BufPoolObjTotal = uint32((size - info.BufPoolOffset) / uint64(info.BufPoolObjSize))
+	info.MemSize = info.BufPoolOffset + uint64(info.BufPoolObjTotal)*uint64(info.BufPoolObjSize)
+	return info, nil
+}
+
+// pageSize is the unit netmap rounds external memory pools to.
+const pageSize = 4096
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // newPort checks what the kernel laid out in mem and builds the rings.
@@ -355,6 +445,21 @@ func (p *Port) RxRings() []*netmap.KRing { return p.dirs[rxDir].rings }
 // gives the region to a guest maps the same descriptor (or passes it on).
 func (p *Port) Fd() int { return p.f.Fd() }
 
+// Extmem reports whether the region is the caller's memory (OpenPortIn).
+func (p *Port) Extmem() bool { return p.extmem }
+
+// CSBEnable puts the descriptor in CSB mode (File.CSBEnable), for
+// netmap's in-kernel sync loop; from then on TxSync, RxSync and the
+// Waker's poll are refused by the kernel.
+func (p *Port) CSBEnable(atok, ktoa uintptr) error { return p.f.CSBEnable(atok, ktoa) }
+
+// SyncKloop runs netmap's sync loop on the port in sleep mode, as FreeBSD
+// must (no eventfds), until SyncKloopStop (File.SyncKloopStart).
+func (p *Port) SyncKloop(sleepUS uint32) error { return p.f.SyncKloopStart(sleepUS, 0, nil) }
+
+// SyncKloopStop stops the loop SyncKloop runs (File.SyncKloopStop).
+func (p *Port) SyncKloopStop() error { return p.f.SyncKloopStop() }
+
 // Waker is the descriptor's poll.
 func (p *Port) Waker() netmap.Waker { return &p.waker }
 
@@ -460,7 +565,10 @@ func (p *Port) Close() error {
 	for d := range p.dirs {
 		p.dirs[d].closed = true
 	}
-	err := p.f.Munmap(p.mem)
+	var err error
+	if !p.extmem {
+		err = p.f.Munmap(p.mem)
+	}
 	if cerr := p.f.Close(); err == nil {
 		err = cerr
 	}
