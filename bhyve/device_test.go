@@ -19,8 +19,15 @@ import (
 // protocol file) connects, the guest programs MSI-X and runs ptnet's
 // attach sequence, the daemon opens the port in the devmem segment bhyve
 // created, and the guest's frames reach another port of the switch while
-// the guest sleeps on MSIs the daemon raises. Then bhyve restarts.
+// the guest sleeps on MSIs the daemon raises. Then bhyve restarts. Both
+// data paths: the switch port built in the segment, and copied into it.
 func TestBhyveDevice(t *testing.T) {
+	for _, dp := range []string{DatapathAuto, DatapathCopy} {
+		t.Run(dp, func(t *testing.T) { testBhyveDevice(t, dp) })
+	}
+}
+
+func testBhyveDevice(t *testing.T, datapath string) {
 	loop, err := ptnetmap.NewLoop(ptnetmap.LoopConfig{CPU: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +39,7 @@ func TestBhyveDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := New(Config{VM: "vm0", Rings: 1, Slots: 256, BufSize: 2048, MAC: [6]byte{2, 0, 0, 0, 0, 9}, Port: "switchbh:vm0",
-		Loop: loop})
+		Loop: loop, Datapath: datapath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +135,14 @@ func TestBhyveDevice(t *testing.T) {
 			t.Fatalf("round %d: %d received + %d dropped of %d sent; stats %+v", round, got, dropped, n, st)
 		}
 		t.Logf("round %d: %d frames received, %d dropped by the switch (receiver full)", round, got, dropped)
+		path := d.Path()
+		if datapath == DatapathCopy {
+			if path.Datapath != DatapathCopy || path.Sync != SyncPtbhyve || path.Copied == nil || path.Copied.TxPackets != n {
+				t.Fatalf("round %d: path %+v copied %+v, want copy/ptbhyve with %d frames copied", round, path, path.Copied, n)
+			}
+		} else if path.Datapath != DatapathZeroCopy || path.Sync != SyncPtbhyve || path.Copied != nil || path.Fallback != "" {
+			t.Fatalf("round %d: path %+v, want zero-copy/ptbhyve", round, path)
+		}
 		v.Quit()
 	}
 	if len(fake.MSIs()) == 0 {
@@ -155,5 +170,55 @@ func TestBhyveBadPort(t *testing.T) {
 	}
 	if _, err := New(Config{VM: "vm0", Rings: 1, Slots: 256, BufSize: 2048, SegName: "a-name-far-too-long"}); err == nil {
 		t.Fatal("a 19-character segment name was accepted")
+	}
+}
+
+func TestBhyvePathChoice(t *testing.T) {
+	for _, tt := range []struct {
+		name, port, datapath, sync string
+		bad                        string // in New's error, or "" if New accepts
+		open                       string // in the error at bring-up, or "" if it comes up
+	}{
+		{"bad datapath", "switchbp:a", "zerocopy", "", `datapath "zerocopy" is not one of`, ""},
+		{"bad sync", "switchbp:a", "", "kloop", `sync "kloop" is not one of`, ""},
+		{"kernel sync of a copy", "switchbp:a", DatapathCopy, SyncKernel, `sync "kernel" needs the kernel's rings`, ""},
+		{"kernel sync of an in-process port", "switchbp:a", "", SyncKernel, "", "netmap's in-kernel loop cannot serve switchbp:a: it is not a kernel netmap port"},
+		{"in-process ports come up", "switchbp:b", DatapathZeroCopy, SyncPtbhyve, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			loop, err := ptnetmap.NewLoop(ptnetmap.LoopConfig{CPU: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			loop.Start()
+			defer loop.Stop()
+			d, err := New(Config{VM: "vm0", Rings: 1, Slots: 256, BufSize: 2048, Port: tt.port, Datapath: tt.datapath, Sync: tt.sync, Loop: loop})
+			if tt.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.bad) {
+					t.Fatalf("New: %v, want an error containing %q", err, tt.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			fake, err := vmm.NewFake(vmm.FakeConfig{LowMem: 1 << 20, Devmem: []vmm.FakeSegment{{Name: "ptbhyve", Len: d.memsize}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fake.Close()
+			d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
+			d.Plugin().Ptnet.Read(ptnetmap.RegNifpOfs)
+			if tt.open == "" {
+				if d.Err() != nil {
+					t.Fatal(d.Err())
+				}
+				return
+			}
+			if d.Err() == nil || !strings.Contains(d.Err().Error(), tt.open) {
+				t.Fatalf("bring-up: %v, want an error containing %q", d.Err(), tt.open)
+			}
+		})
 	}
 }

@@ -185,6 +185,18 @@ func printStats(w io.Writer, st daemon.Stats) {
 		b, _ := json.Marshal(st.Backend)
 		fmt.Fprintf(w, "backend: %s\n", b)
 	}
+	if p := st.Path; p != nil {
+		fmt.Fprintf(w, "path: %s, %s sync loop\n", p.Datapath, p.Sync)
+		if p.Fallback != "" {
+			fmt.Fprintf(w, "  not zero copy because: %s\n", p.Fallback)
+		}
+		if c := p.Copied; c != nil {
+			fmt.Fprintf(w, "  copied: %d packets / %d bytes to the port, %d / %d from it\n", c.TxPackets, c.TxBytes, c.RxPackets, c.RxBytes)
+		}
+		if p.Error != "" {
+			fmt.Fprintf(w, "  kernel sync loop ended: %s (the guest must bring the interface down and up)\n", p.Error)
+		}
+	}
 }
 
 const qemuArgsHelp = `Prints the QEMU flags that give VM its device: a q35 machine with an emulated

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ptbhyve/ptbhyve/bhyve"
+	"github.com/ptbhyve/ptbhyve/internal/daemon"
+	"github.com/ptbhyve/ptbhyve/netmap/bounce"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -62,5 +66,33 @@ func TestPortsJSON(t *testing.T) {
 	}
 	if bad["ok"] != false || !strings.Contains(bad["error"].(string), `"bad"`) {
 		t.Errorf("invalid name: %v", bad)
+	}
+}
+
+func TestPrintStatsPath(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		path *bhyve.Path
+		want []string
+	}{
+		{"qemu", nil, nil},
+		{"zero copy", &bhyve.Path{Datapath: bhyve.DatapathZeroCopy, Sync: bhyve.SyncKernel},
+			[]string{"path: zero-copy, kernel sync loop\n"}},
+		{"fallback", &bhyve.Path{Datapath: bhyve.DatapathCopy, Sync: bhyve.SyncPtbhyve, Fallback: "EXTMEM refused",
+			Copied: &bounce.Stats{TxPackets: 3, TxBytes: 180, RxPackets: 2, RxBytes: 120}, Error: "EBADF"},
+			[]string{"path: copy, ptbhyve sync loop\n", "not zero copy because: EXTMEM refused", "copied: 3 packets / 180 bytes to the port, 2 / 120 from it", "kernel sync loop ended: EBADF"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			printStats(&b, daemon.Stats{VM: "vm0", Path: tt.path})
+			if tt.path == nil && strings.Contains(b.String(), "path:") {
+				t.Fatalf("a path line without a path:\n%s", b.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("no %q in\n%s", w, b.String())
+				}
+			}
+		})
 	}
 }

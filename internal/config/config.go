@@ -13,6 +13,7 @@
 //	spin = "20us"                         # sync loop: poll this long before sleeping (Go duration, 0..10ms)
 //	safety_poll = "1s"                    # upper bound of a sleep (1ms..1m)
 //	cpu = -1                              # pin the sync loop thread, -1 = no pin
+//	kloop_sleep = "100us"                 # netmap's in-kernel sync loop: pause between passes (1us..1s)
 //
 //	[vm.vm0]
 //	vmm = "qemu"         # "qemu" (ivshmem-doorbell) or "bhyve" (the plugin); default bhyve on FreeBSD, qemu elsewhere
@@ -23,6 +24,8 @@
 //	port = "xdp:eth0"    # optional: attached when the daemon starts
 //	memory = "m0"        # optional: VMs naming the same memory share one region (trusted with
 //	                     # each other; needed to join two VMs with a zero-copy pipe). Default: the VM's own.
+//	datapath = "auto"    # bhyve: "auto", "zero-copy" or "copy" (docs/data-path.md)
+//	sync = "auto"        # bhyve: "auto", "kernel" (netmap's in-kernel loop) or "ptbhyve"
 //
 // Durations are Go duration strings; a bare number is an error rather than
 // nanoseconds. VM and memory names are 1 to 32 letters, digits, '_' or '-',
@@ -57,6 +60,7 @@ type Daemon struct {
 	Spin       time.Duration // how long the sync loop polls before it sleeps
 	SafetyPoll time.Duration // longest sleep, in case a wakeup is lost
 	CPU        int           // CPU the sync loop thread is pinned to; -1 = not pinned
+	KloopSleep time.Duration // pause between passes of netmap's in-kernel sync loop
 }
 
 // VM is one [vm.NAME] table: a VM that gets a ptnet device. Parse fills in the
@@ -77,7 +81,12 @@ type VM struct {
 	MAC    net.HardwareAddr
 	Port   string // netmap port attached at start; "" = none
 	Memory string // name of the memory region; the VM's own name unless shared
-	Line   int    // line where the VM's table starts, for messages about it
+	// Datapath and Sync choose how a bhyve VM's port reaches its devmem
+	// segment and which loop serves it (bhyve.DatapathAuto, ...); "auto"
+	// by default.
+	Datapath string
+	Sync     string
+	Line     int // line where the VM's table starts, for messages about it
 }
 
 // VMMs the daemon serves.
@@ -94,6 +103,7 @@ func Default() *Config {
 		Spin:       20 * time.Microsecond,
 		SafetyPoll: time.Second,
 		CPU:        -1,
+		KloopSleep: 100 * time.Microsecond,
 	}}
 }
 

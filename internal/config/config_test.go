@@ -32,11 +32,12 @@ func TestExample(t *testing.T) {
 			Spin:       20 * time.Microsecond,
 			SafetyPoll: time.Second,
 			CPU:        -1,
+			KloopSleep: 100 * time.Microsecond,
 		},
 		VMs: []VM{
-			{Name: "vm0", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: mac("02:00:00:00:00:01"), Port: "xdp:eth0", Memory: "m0", Line: 13},
-			{Name: "vm1", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm1"), Memory: "m0", Line: 25},
-			{Name: "vm2", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm2"), Memory: "vm2", Line: 29},
+			{Name: "vm0", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: mac("02:00:00:00:00:01"), Port: "xdp:eth0", Memory: "m0", Datapath: "auto", Sync: "auto", Line: 14},
+			{Name: "vm1", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm1"), Memory: "m0", Datapath: "auto", Sync: "auto", Line: 31},
+			{Name: "vm2", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("vm2"), Memory: "vm2", Datapath: "auto", Sync: "auto", Line: 35},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -60,27 +61,33 @@ func TestDefaults(t *testing.T) {
 		{
 			"vm with defaults", "[vm.a]\n",
 			&Config{Daemon: Default().Daemon, VMs: []VM{
-				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Line: 1},
+				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Datapath: "auto", Sync: "auto", Line: 1},
 			}},
 		},
 		{
 			"file order, not name order", "[vm.z]\n[vm.a]\n[vm.m]\n",
 			&Config{Daemon: Default().Daemon, VMs: []VM{
-				{Name: "z", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("z"), Memory: "z", Line: 1},
-				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Line: 2},
-				{Name: "m", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("m"), Memory: "m", Line: 3},
+				{Name: "z", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("z"), Memory: "z", Datapath: "auto", Sync: "auto", Line: 1},
+				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Datapath: "auto", Sync: "auto", Line: 2},
+				{Name: "m", VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("m"), Memory: "m", Datapath: "auto", Sync: "auto", Line: 3},
 			}},
 		},
 		{
 			"dotted keys and inline tables", "vm.b.rings = 2\nvm.a = { slots = 64, buf_size = 4096 }\n",
 			&Config{Daemon: Default().Daemon, VMs: []VM{
-				{Name: "b", VMM: DefaultVMM, Rings: 2, Slots: 1024, BufSize: 2048, MAC: defaultMAC("b"), Memory: "b", Line: 1},
-				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 64, BufSize: 4096, MAC: defaultMAC("a"), Memory: "a", Line: 2},
+				{Name: "b", VMM: DefaultVMM, Rings: 2, Slots: 1024, BufSize: 2048, MAC: defaultMAC("b"), Memory: "b", Datapath: "auto", Sync: "auto", Line: 1},
+				{Name: "a", VMM: DefaultVMM, Rings: 1, Slots: 64, BufSize: 4096, MAC: defaultMAC("a"), Memory: "a", Datapath: "auto", Sync: "auto", Line: 2},
 			}},
 		},
 		{
-			"daemon bounds", "[daemon]\nspin = \"0s\"\nsafety_poll = \"1m\"\ncpu = 1023\nsocket = \"/s\"\nrun_dir = \"/r\"\n",
-			&Config{Daemon: Daemon{Socket: "/s", RunDir: "/r", Spin: 0, SafetyPoll: time.Minute, CPU: 1023}},
+			"daemon bounds", "[daemon]\nspin = \"0s\"\nsafety_poll = \"1m\"\ncpu = 1023\nsocket = \"/s\"\nrun_dir = \"/r\"\nkloop_sleep = \"1s\"\n",
+			&Config{Daemon: Daemon{Socket: "/s", RunDir: "/r", Spin: 0, SafetyPoll: time.Minute, CPU: 1023, KloopSleep: time.Second}},
+		},
+		{
+			"bhyve data path", "[vm.a]\nvmm = \"bhyve\"\ndatapath = \"copy\"\nsync = \"ptbhyve\"\n",
+			&Config{Daemon: Default().Daemon, VMs: []VM{
+				{Name: "a", VMM: VMMBhyve, Rings: 1, Slots: 1024, BufSize: 2048, MAC: defaultMAC("a"), Memory: "a", Datapath: "copy", Sync: "ptbhyve", Line: 1},
+			}},
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 
 // Known keys, in the order messages list them.
 const (
-	daemonKeys = "socket, run_dir, spin, safety_poll, cpu"
-	vmKeys     = "vmm, rings, slots, buf_size, mac, port, memory"
+	daemonKeys = "socket, run_dir, spin, safety_poll, cpu, kloop_sleep"
+	vmKeys     = "vmm, rings, slots, buf_size, mac, port, memory, datapath, sync"
 )
 
 // nameRE is the rule for VM and memory names, which become file names
@@ -107,6 +107,10 @@ func (c *checker) daemon(d *Daemon, t map[string]any) {
 			if n, ok := c.integer(key, v, -1, 1023); ok {
 				d.CPU = int(n)
 			}
+		case "kloop_sleep":
+			if dur, ok := c.duration(key, v, time.Microsecond, time.Second, "1us..1s"); ok {
+				d.KloopSleep = dur
+			}
 		default:
 			c.errorf(key, "unknown key; known keys in [daemon]: %s", daemonKeys)
 		}
@@ -140,7 +144,7 @@ func (c *checker) vms(t map[string]any, keys []toml.Key) []VM {
 // vm checks one [vm.NAME] table and reports whether it was free of problems.
 func (c *checker) vm(name string, v any) (VM, bool) {
 	key := toml.Key{"vm", name}
-	vm := VM{Name: name, VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, Memory: name, Line: c.lines[key.String()]}
+	vm := VM{Name: name, VMM: DefaultVMM, Rings: 1, Slots: 1024, BufSize: 2048, Memory: name, Datapath: "auto", Sync: "auto", Line: c.lines[key.String()]}
 	nerrs := len(c.errs)
 	if !nameRE.MatchString(name) {
 		c.errorf(key, "%q is not a valid VM name: %s", name, nameRule)
@@ -202,6 +206,14 @@ func (c *checker) vm(name string, v any) (VM, bool) {
 					vm.Memory = s
 				}
 			}
+		case "datapath":
+			if s, ok := c.oneOf(key, v, "auto", "zero-copy", "copy"); ok {
+				vm.Datapath = s
+			}
+		case "sync":
+			if s, ok := c.oneOf(key, v, "auto", "kernel", "ptbhyve"); ok {
+				vm.Sync = s
+			}
 		default:
 			c.errorf(key, "unknown key; known keys in [vm.NAME]: %s", vmKeys)
 		}
@@ -209,7 +221,23 @@ func (c *checker) vm(name string, v any) (VM, bool) {
 	if vm.MAC == nil {
 		vm.MAC = defaultMAC(name)
 	}
+	if vm.Datapath == "copy" && vm.Sync == "kernel" {
+		c.errorf(toml.Key{"vm", name, "sync"}, "\"kernel\" needs the kernel's rings in the VM's memory, which datapath = \"copy\" does not give; use datapath = \"auto\" or \"zero-copy\", or sync = \"ptbhyve\"")
+	}
 	return vm, len(c.errs) == nerrs
+}
+
+// oneOf checks that v is one of the strings allowed.
+func (c *checker) oneOf(key toml.Key, v any, allowed ...string) (string, bool) {
+	s, ok := c.str(key, v)
+	if !ok {
+		return "", false
+	}
+	if !slices.Contains(allowed, s) {
+		c.errorf(key, "%q is not one of %q", s, allowed)
+		return "", false
+	}
+	return s, true
 }
 
 func (c *checker) mac(key toml.Key, s string) (net.HardwareAddr, bool) {

@@ -30,11 +30,11 @@ func TestErrors(t *testing.T) {
 
 		// Unknown keys.
 		{"unknown top", "\n[deamon]\nspin = \"1us\"\n", f + ":2: deamon: unknown key; known tables: [daemon], [vm.NAME]"},
-		{"unknown daemon key", "[daemon]\nsokcet = \"/x\"\n", f + ":2: daemon.sokcet: unknown key; known keys in [daemon]: socket, run_dir, spin, safety_poll, cpu"},
-		{"unknown vm key", "[vm.vm0]\nrings = 1\nRings = 2\n", f + ":3: vm.vm0.Rings: unknown key; known keys in [vm.NAME]: vmm, rings, slots, buf_size, mac, port, memory"},
+		{"unknown daemon key", "[daemon]\nsokcet = \"/x\"\n", f + ":2: daemon.sokcet: unknown key; known keys in [daemon]: socket, run_dir, spin, safety_poll, cpu, kloop_sleep"},
+		{"unknown vm key", "[vm.vm0]\nrings = 1\nRings = 2\n", f + ":3: vm.vm0.Rings: unknown key; known keys in [vm.NAME]: vmm, rings, slots, buf_size, mac, port, memory, datapath, sync"},
 		{"unknown vmm", "[vm.vm0]\nvmm = \"kvm\"\n", f + `:2: vm.vm0.vmm: "kvm" is not a VMM ptbhyve serves; use "qemu" or "bhyve"`},
 		{"bhyve shares memory", "[vm.a]\nvmm = \"bhyve\"\n[vm.b]\nmemory = \"a\"\n", f + `:4: vm.b.memory: memory "a": a bhyve VM's netmap region is its own devmem segment, which no other VM maps; bhyve VMs cannot share memory (join them through a switch)`},
-		{"unknown vm subtable", "[vm.vm0]\n[vm.vm0.extra]\nx = 1\n", f + ":2: vm.vm0.extra: unknown key; known keys in [vm.NAME]: vmm, rings, slots, buf_size, mac, port, memory"},
+		{"unknown vm subtable", "[vm.vm0]\n[vm.vm0.extra]\nx = 1\n", f + ":2: vm.vm0.extra: unknown key; known keys in [vm.NAME]: vmm, rings, slots, buf_size, mac, port, memory, datapath, sync"},
 
 		// [daemon] values.
 		{"socket relative", "[daemon]\nsocket = \"run/p.sock\"\n", f + ":2: daemon.socket: \"run/p.sock\" is not an absolute path"},
@@ -46,6 +46,8 @@ func TestErrors(t *testing.T) {
 		{"safety_poll long", "[daemon]\nsafety_poll = \"61s\"\n", f + ":2: daemon.safety_poll: 61s is out of range 1ms..1m"},
 		{"cpu low", "[daemon]\ncpu = -2\n", f + ":2: daemon.cpu: -2 is out of range -1..1023"},
 		{"cpu high", "[daemon]\ncpu = 1024\n", f + ":2: daemon.cpu: 1024 is out of range -1..1023"},
+		{"kloop_sleep zero", "[daemon]\nkloop_sleep = \"0s\"\n", f + ":2: daemon.kloop_sleep: 0s is out of range 1us..1s"},
+		{"kloop_sleep long", "[daemon]\nkloop_sleep = \"2s\"\n", f + ":2: daemon.kloop_sleep: 2s is out of range 1us..1s"},
 
 		// [vm.NAME] values.
 		{"vm name", "[vm.\"a b\"]\n", f + ":1: vm.\"a b\": \"a b\" is not a valid VM name: use 1 to 32 letters, digits, '_' or '-', starting with a letter or digit (it becomes a file name)"},
@@ -58,6 +60,9 @@ func TestErrors(t *testing.T) {
 		{"slots small", "[vm.vm0]\nslots = 32\n", f + ":2: vm.vm0.slots: 32 is out of range 64..4096"},
 		{"slots large", "[vm.vm0]\nslots = 8192\n", f + ":2: vm.vm0.slots: 8192 is out of range 64..4096"},
 		{"buf_size", "[vm.vm0]\nbuf_size = 3000\n", f + ":2: vm.vm0.buf_size: 3000 is not a supported buffer size; use 2048 or 4096"},
+		{"datapath", "[vm.vm0]\ndatapath = \"zerocopy\"\n", f + `:2: vm.vm0.datapath: "zerocopy" is not one of ["auto" "zero-copy" "copy"]`},
+		{"sync", "[vm.vm0]\nsync = 1\n", f + ":2: vm.vm0.sync: want a string, got an integer"},
+		{"kernel sync of a copy", "[vm.vm0]\ndatapath = \"copy\"\nsync = \"kernel\"\n", f + `:3: vm.vm0.sync: "kernel" needs the kernel's rings in the VM's memory, which datapath = "copy" does not give; use datapath = "auto" or "zero-copy", or sync = "ptbhyve"`},
 		{"buf_size large", "[vm.vm0]\nbuf_size = 9000\n", f + ":2: vm.vm0.buf_size: 9000 is out of range 2048..4096"},
 		{"mac syntax", "[vm.vm0]\nmac = \"02:00:00:00:00\"\n", f + ":2: vm.vm0.mac: \"02:00:00:00:00\" is not a MAC address; write six bytes such as \"02:00:00:00:00:01\""},
 		{"mac eui64", "[vm.vm0]\nmac = \"02:00:00:00:00:00:00:01\"\n", f + ":2: vm.vm0.mac: \"02:00:00:00:00:00:00:01\" is not a 6-byte Ethernet address"},
@@ -127,7 +132,7 @@ mac = "02:00:00:00:00:01"
 	want := []string{
 		"c.toml:3: vm.vm1.slots: 100 is not a power of two; use 128",
 		"c.toml:6: daemon.spin: 1h is out of range 0..10ms",
-		"c.toml:7: daemon.bogus: unknown key; known keys in [daemon]: socket, run_dir, spin, safety_poll, cpu",
+		"c.toml:7: daemon.bogus: unknown key; known keys in [daemon]: socket, run_dir, spin, safety_poll, cpu, kloop_sleep",
 		"c.toml:10: vm.vm0.rings: 0 is out of range 1..16",
 		"c.toml:11: vm.vm0.mac: 02:00:00:00:00:01 is also the MAC of vm1 (line 2); every VM needs its own",
 		"c.toml:14: vm.vm2.mac: 02:00:00:00:00:01 is also the MAC of vm1 (line 2); every VM needs its own",

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/ptbhyve/ptbhyve/bhyve"
 	"github.com/ptbhyve/ptbhyve/bhyve/ptbp"
 	"github.com/ptbhyve/ptbhyve/bhyve/vmm"
 	"github.com/ptbhyve/ptbhyve/internal/config"
 	"github.com/ptbhyve/ptbhyve/netmap"
+	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
 // bhyveVM is a VM whose device is bhyve's plugin (vmm = "bhyve"): bhyve
@@ -43,7 +45,8 @@ func (d *Daemon) addBhyveVM(c config.VM) error {
 		open = openMachine
 	}
 	dev, err := bhyve.New(bhyve.Config{VM: c.Name, Rings: c.Rings, Slots: c.Slots, BufSize: c.BufSize, MAC: mac,
-		Port: c.Port, Open: open, Loop: d.loop})
+		Port: c.Port, Open: open, Datapath: c.Datapath, Sync: c.Sync, Loop: d.loop,
+		Kernel: ptnetmap.KernelConfig{SleepUS: uint32(d.cfg.Daemon.KloopSleep / time.Microsecond)}})
 	if err != nil {
 		return err
 	}

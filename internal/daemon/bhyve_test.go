@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptbhyve/ptbhyve/bhyve"
 	"github.com/ptbhyve/ptbhyve/bhyve/ptbp"
 	"github.com/ptbhyve/ptbhyve/bhyve/vmm"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
@@ -24,7 +25,7 @@ func TestBhyveVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	d, run := newDaemonOpts(t, "[vm.b1]\nvmm = \"bhyve\"\nslots = 256\n", Options{
+	d, run := newDaemonOpts(t, "[vm.b1]\nvmm = \"bhyve\"\nslots = 256\ndatapath = \"copy\"\n", Options{
 		OpenMachine: func(string) (vmm.Machine, error) { return fake.Keep(), nil }})
 	sock := filepath.Join(run, "b1.plugin")
 	if _, err := os.Stat(sock); err != nil {
@@ -62,7 +63,8 @@ func TestBhyveVM(t *testing.T) {
 	if _, err := d.Attach("b1", "switchdb:other"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("attach under a running guest: %v", err)
 	}
-	if st, err := d.Stats("b1"); err != nil || !st.Link || st.Port != "switchdb:b1" || len(st.Rings) != 2 {
+	if st, err := d.Stats("b1"); err != nil || !st.Link || st.Port != "switchdb:b1" || len(st.Rings) != 2 ||
+		st.Path == nil || st.Path.Datapath != bhyve.DatapathCopy || st.Path.Sync != bhyve.SyncPtbhyve || st.Path.Copied == nil {
 		t.Fatalf("stats: %+v %v", st, err)
 	}
 	c.conn.Close()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ptbhyve/ptbhyve/bhyve"
 	"github.com/ptbhyve/ptbhyve/bhyve/vmm"
 	"github.com/ptbhyve/ptbhyve/internal/config"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
@@ -356,6 +357,9 @@ type Stats struct {
 	VM string `json:"vm"`
 	shmdev.Stats
 	Backend any `json:"backend,omitempty"`
+	// Path is how a bhyve VM's port reaches its memory, while a guest
+	// runs: zero copy or copy, and which sync loop.
+	Path *bhyve.Path `json:"path,omitempty"`
 }
 
 // backendStats is implemented by ports that count what the ring counters
@@ -373,6 +377,8 @@ func (d *Daemon) Stats(name string) (Stats, error) {
 		st.Link, st.Rings = up, v.bhyve.dev.Stats()
 		if up {
 			st.Port = port
+			p := v.bhyve.dev.Path()
+			st.Path = &p
 		}
 		return st, nil
 	}

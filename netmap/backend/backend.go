@@ -18,8 +18,18 @@ type Options struct {
 	BufSize uint32
 	// Mem, if set, is where a port that builds its own region builds it:
 	// a VM's device memory, so the guest sees the rings and buffers with
-	// no copy. It stays the caller's. Kernel ports cannot use it.
+	// no copy. It stays the caller's. Kernel netmap ports ask netmap to
+	// build theirs there (EXTMEM), which netmap may refuse; AF_XDP ports
+	// put their UMEM there.
 	Mem []byte
+}
+
+// KernelParams are the pools a kernel port opened in Options.Mem asks
+// netmap for: the rings the options describe plus one host ring pair,
+// whose netmap_if entries and buffers a port may carry although it binds
+// only hardware rings. Size the memory with netmap.Layout of them.
+func KernelParams(o Options) netmap.PoolParams {
+	return netmap.ParamsFor(1, o.Rings+1, o.Rings+1, o.Slots, o.Slots, o.BufSize, 0)
 }
 
 // Open parses name and opens the port it names.
