@@ -4,6 +4,7 @@ package kernel
 
 import (
 	"math/bits"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -127,21 +128,12 @@ func TestOpenPortInRefused(t *testing.T) {
 				t.Fatal("opened")
 			}
 			for _, w := range tc.want {
-				if !contains(err.Error(), w) {
+				if !strings.Contains(err.Error(), w) {
 					t.Fatalf("%v: want %q in it", err, w)
 				}
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // Two guests on the two cabled NICs, each NIC built in its guest's device
