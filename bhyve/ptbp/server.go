@@ -40,6 +40,10 @@ type Server struct {
 	mu   sync.Mutex
 	conn map[*net.UnixConn]bool
 	done bool
+	// sessions counts the serve goroutines, so that Close returns only
+	// after each has reset its device: a teardown that ran late would
+	// wipe the MSI-X table a reconnected bhyve had just replayed.
+	sessions sync.WaitGroup
 }
 
 // Listen creates the server's SOCK_SEQPACKET socket at path, root-only,
@@ -76,13 +80,21 @@ func (s *Server) Serve() error {
 			return fmt.Errorf("ptbp: accept on %s: %w", s.path, err)
 		}
 		s.mu.Lock()
+		if s.done {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
 		s.conn[c] = true
+		s.sessions.Add(1)
 		s.mu.Unlock()
 		go s.serve(c)
 	}
 }
 
-// Close stops accepting, hangs up on every bhyve and removes the socket.
+// Close stops accepting, hangs up on every bhyve, removes the socket and
+// returns once every session has ended: its device reset and Closed called.
+// Closed must therefore not call Close.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.done = true
@@ -90,10 +102,13 @@ func (s *Server) Close() error {
 		c.Close()
 	}
 	s.mu.Unlock()
-	return s.ln.Close()
+	err := s.ln.Close()
+	s.sessions.Wait()
+	return err
 }
 
 func (s *Server) serve(c *net.UnixConn) {
+	defer s.sessions.Done()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conn, c)
