@@ -44,17 +44,11 @@ func testBhyveDevice(t *testing.T, datapath string) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	fake, err := vmm.NewFake(vmm.FakeConfig{LowMem: 16 << 20, Devmem: []vmm.FakeSegment{{Name: "ptbhyve", Len: d.memsize}},
-		OnMSI: func(m vmm.MSI) {
-			if m.Data == 0x40 {
-				txIrq.Signal()
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Close()
-	d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
+	fake := withFakeVMM(t, d, vmm.FakeConfig{LowMem: 16 << 20, OnMSI: func(m vmm.MSI) {
+		if m.Data == 0x40 {
+			txIrq.Signal()
+		}
+	}})
 	srv, err := ptbp.Listen(filepath.Join(t.TempDir(), "vm0.plugin"))
 	if err != nil {
 		t.Fatal(err)
@@ -158,12 +152,7 @@ func TestBhyveBadPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	fake, err := vmm.NewFake(vmm.FakeConfig{LowMem: 1 << 20, Devmem: []vmm.FakeSegment{{Name: "ptbhyve", Len: d.memsize}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Close()
-	d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
+	withFakeVMM(t, d, vmm.FakeConfig{LowMem: 1 << 20})
 	p := d.Plugin()
 	if s := p.Ptnet.Read(ptnetmap.RegPtctl); s != ptnetmap.StatusENXIO || d.Err() == nil || !strings.Contains(d.Err().Error(), "nosuch0") {
 		t.Fatalf("PTCTL %d, err %v", s, d.Err())
@@ -203,12 +192,7 @@ func TestBhyvePathChoice(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			fake, err := vmm.NewFake(vmm.FakeConfig{LowMem: 1 << 20, Devmem: []vmm.FakeSegment{{Name: "ptbhyve", Len: d.memsize}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fake.Close()
-			d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
+			withFakeVMM(t, d, vmm.FakeConfig{LowMem: 1 << 20})
 			d.Plugin().Ptnet.Read(ptnetmap.RegNifpOfs)
 			if tt.open == "" {
 				if d.Err() != nil {
@@ -221,4 +205,19 @@ func TestBhyvePathChoice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withFakeVMM gives d a fake bhyve VM, as cfg describes it plus the devmem
+// segment bhyve's device model would have created for d, closed when the
+// test ends.
+func withFakeVMM(t *testing.T, d *Device, cfg vmm.FakeConfig) *vmm.Fake {
+	t.Helper()
+	cfg.Devmem = append(cfg.Devmem, vmm.FakeSegment{Name: "ptbhyve", Len: d.memsize})
+	fake, err := vmm.NewFake(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	d.cfg.Open = func(string) (vmm.Machine, error) { return fake.Keep(), nil }
+	return fake
 }

@@ -1,13 +1,13 @@
 package ptnetmap
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/seqframe"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
 	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/netmap/pipe"
@@ -109,17 +109,9 @@ func (r *rig) attach(t testing.TB, i int) {
 // it sleeps on the TX interrupt (unless irq is nil). It returns the next sequence number.
 func send(t testing.TB, g *Guest, irq *event.Event, seq, end uint64) uint64 {
 	r := g.Tx[0]
-	ring := r.Ring
-	h := ring.Head()
-	for ; seq < end && h != ring.Tail(); h = ring.Next(h) {
-		s := ring.Slot(h)
-		binary.LittleEndian.PutUint64(g.Region.Buf(s.BufIdx), seq)
-		s.Len = 60
-		seq++
-	}
-	ring.Advance(h)
+	seq = seqframe.Fill(r.Ring, g.Region, nil, seq, end)
 	r.Sync(0)
-	if irq != nil && ring.Space() == 0 && r.WantsInterrupt() {
+	if irq != nil && r.Ring.Space() == 0 && r.WantsInterrupt() {
 		irq.Wait(100)
 	}
 	return seq
@@ -130,17 +122,10 @@ func send(t testing.TB, g *Guest, irq *event.Event, seq, end uint64) uint64 {
 func recv(t testing.TB, g *Guest, irq *event.Event, seq *uint64) {
 	r := g.Rx[0]
 	r.Sync(0)
-	ring := r.Ring
-	h := ring.Head()
-	for ; h != ring.Tail(); h = ring.Next(h) {
-		s := ring.Slot(h)
-		if v := binary.LittleEndian.Uint64(g.Region.Buf(s.BufIdx)); v != *seq || s.Len != 60 {
-			t.Fatalf("expected frame %d, got %d (len %d)", *seq, v, s.Len)
-		}
-		*seq++
+	if err := seqframe.Check(r.Ring, g.Region, seq); err != nil {
+		t.Fatal(err)
 	}
-	ring.Advance(h)
-	if irq != nil && h == ring.Tail() && r.Sync(0) && ring.Empty() && r.WantsInterrupt() {
+	if irq != nil && r.Sync(0) && r.Ring.Empty() && r.WantsInterrupt() {
 		irq.Wait(100)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/seqframe"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
 	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/netmap/pipe"
@@ -146,32 +147,18 @@ func (v *vm) up(t *testing.T) {
 // send queues up to n numbered frames and syncs; it returns how many went.
 func (v *vm) send(seq uint64, n int) int {
 	r := v.g.Tx[0]
-	ring := r.Ring
-	h, k := ring.Head(), 0
-	for ; k < n && h != ring.Tail(); h, k = ring.Next(h), k+1 {
-		s := ring.Slot(h)
-		binary.LittleEndian.PutUint64(v.g.Region.Buf(s.BufIdx), seq+uint64(k))
-		s.Len = 60
-	}
-	ring.Advance(h)
+	k := seqframe.Fill(r.Ring, v.g.Region, nil, seq, seq+uint64(n)) - seq
 	r.Sync(0)
-	return k
+	return int(k)
 }
 
 // recv drains RX ring 0, checking the sequence.
 func (v *vm) recv(t *testing.T, seq *uint64) {
 	r := v.g.Rx[0]
 	r.Sync(0)
-	ring := r.Ring
-	h := ring.Head()
-	for ; h != ring.Tail(); h = ring.Next(h) {
-		s := ring.Slot(h)
-		if got := binary.LittleEndian.Uint64(v.g.Region.Buf(s.BufIdx)); got != *seq || s.Len != 60 {
-			t.Fatalf("expected frame %d, got %d (len %d)", *seq, got, s.Len)
-		}
-		*seq++
+	if err := seqframe.Check(r.Ring, v.g.Region, seq); err != nil {
+		t.Fatal(err)
 	}
-	ring.Advance(h)
 }
 
 // transfer moves n frames from a to b, checked in order.
@@ -338,7 +325,7 @@ func TestGuestScribbles(t *testing.T) {
 		for h := rx.Head(); h != rx.Tail(); h = rx.Next(h) {
 			s := rx.Slot(h)
 			b := peer.Region().Buf(s.BufIdx)
-			if v := binary.LittleEndian.Uint64(b) - mark; v < n && !seen[v] {
+			if v := binary.LittleEndian.Uint64(b[seqframe.Off:]) - mark; v < n && !seen[v] {
 				seen[v] = true
 				got++
 			}

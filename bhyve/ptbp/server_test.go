@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/seqframe"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
 	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/netmap/pipe"
@@ -243,30 +244,18 @@ func stream(t *testing.T, r *rig, g *ptnetmap.Guest, n uint64) {
 		var got uint64
 		for deadline := time.Now().Add(30 * time.Second); got < n && time.Now().Before(deadline); {
 			netmap.RxSync(r.peer)
-			rx := r.peer.If().RxRing(0)
-			for h := rx.Head(); h != rx.Tail(); h = rx.Next(h) {
-				if v := binary.LittleEndian.Uint64(r.peer.Region().Buf(rx.Slot(h).BufIdx)); v != got {
-					t.Errorf("frame %d, want %d", v, got)
-				}
-				got++
+			if err := seqframe.Check(r.peer.If().RxRing(0), r.peer.Region(), &got); err != nil {
+				t.Error(err)
+				break
 			}
-			rx.Advance(rx.Tail())
 		}
 		done <- got
 	}()
 	tx := g.Tx[0]
 	for seq := uint64(0); seq < n; {
-		ring := tx.Ring
-		h := ring.Head()
-		for ; seq < n && h != ring.Tail(); h = ring.Next(h) {
-			s := ring.Slot(h)
-			binary.LittleEndian.PutUint64(g.Region.Buf(s.BufIdx), seq)
-			s.Len = 60
-			seq++
-		}
-		ring.Advance(h)
+		seq = seqframe.Fill(tx.Ring, g.Region, nil, seq, n)
 		tx.Sync(0)
-		if ring.Space() == 0 && tx.WantsInterrupt() {
+		if tx.Ring.Space() == 0 && tx.WantsInterrupt() {
 			r.rec.wake[0].Wait(100)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/seqframe"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
-	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
 
@@ -150,39 +150,15 @@ func runGuest() error {
 	return nil
 }
 
-// frameLen is the benchmark's frame: 64 bytes on the wire less the CRC.
-const frameLen = 60
-
-// seqOff is where a frame carries its sequence number, after the Ethernet
-// header (the switch forwards on the MAC addresses).
-const seqOff = 14
-
-// newFrame is the template every frame starts from: to dst from src,
-// EtherType 0x88b5 (IEEE local experimental).
-func newFrame(src, dst [6]byte) [64]byte {
-	var f [64]byte
+// newFrame is the Ethernet header every frame starts with: to dst from
+// src, EtherType 0x88b5 (IEEE local experimental). The switch forwards on
+// it; the sequence number follows it.
+func newFrame(src, dst [6]byte) []byte {
+	f := make([]byte, seqframe.Off)
 	copy(f[0:6], dst[:])
 	copy(f[6:12], src[:])
 	f[12], f[13] = 0x88, 0xb5
 	return f
-}
-
-// fill writes up to max frames numbered from seq into the free slots of a
-// TX ring, from head on, advances head and cur past them, and returns how
-// many it wrote. The caller syncs.
-func fill(ring netmap.Ring, region *netmap.Region, tmpl *[64]byte, seq, max uint64) uint64 {
-	h, t := ring.Head(), ring.Tail()
-	var n uint64
-	for ; n < max && h != t; n++ {
-		s := ring.Slot(h)
-		buf := region.Buf(s.BufIdx)
-		copy(buf[:64], tmpl[:])
-		binary.LittleEndian.PutUint64(buf[seqOff:], seq+n)
-		s.Len = frameLen
-		h = ring.Next(h)
-	}
-	ring.Advance(h)
-	return n
 }
 
 // stream sends frames on tx and receives them on rx from one busy-polling
@@ -192,7 +168,7 @@ func fill(ring netmap.Ring, region *netmap.Region, tmpl *[64]byte, seq, max uint
 // when a receiver is full, as VALE does) and is counted. The run ends when
 // every frame is delivered or counted lost; frames in flight are counted
 // lost when nothing arrives for lossIdle.
-func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int, window uint64) guestResult {
+func stream(tx, rx *ptnetmap.GuestRing, hdr []byte, frames uint64, burst int, window uint64) guestResult {
 	tx.NoIntr, rx.NoIntr = true, true
 	txr, rxr := tx.Region(), rx.Region()
 	// window is flow control, as a real sender over a copying backend
@@ -207,7 +183,7 @@ func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int,
 	start := time.Now()
 	for next < frames {
 		if sent-released < window {
-			sent += fill(tx.Ring, txr, &tmpl, sent, min(uint64(burst), frames-sent, window-(sent-released)))
+			sent = seqframe.Fill(tx.Ring, txr, hdr, sent, sent+min(uint64(burst), frames-sent, window-(sent-released)))
 		}
 		tx.Sync(0)
 
@@ -218,8 +194,8 @@ func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int,
 		arrived := h != t
 		for ; h != t; h = ring.Next(h) {
 			s := ring.Slot(h)
-			v := binary.LittleEndian.Uint64(rxr.Buf(s.BufIdx)[seqOff:])
-			if v < next || v >= sent || s.Len != frameLen {
+			v := binary.LittleEndian.Uint64(rxr.Buf(s.BufIdx)[seqframe.Off:])
+			if v < next || v >= sent || s.Len != seqframe.Len {
 				return guestResult{Frames: got, Lost: next - got, Elapsed: time.Since(start),
 					BadFrame: fmt.Sprintf("expected frame %d or later (sent %d), got %d (len %d)", next, sent, v, s.Len)}
 			}
@@ -249,12 +225,12 @@ func stream(tx, rx *ptnetmap.GuestRing, tmpl [64]byte, frames uint64, burst int,
 // the TX interrupt while the ring is full, as a guest blocked in poll()
 // does: the host's transmit work (copy-mode AF_XDP) then has the CPU.
 func sendOnly(tx *ptnetmap.GuestRing, irq *event.Event, frames uint64, burst int) guestResult {
-	tmpl := newFrame([6]byte{2, 0x70, 0x74, 0, 0, 0}, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	hdr := newFrame([6]byte{2, 0x70, 0x74, 0, 0, 0}, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	region := tx.Region()
 	var sent uint64
 	start := time.Now()
 	for sent < frames {
-		sent += fill(tx.Ring, region, &tmpl, sent, min(uint64(burst), frames-sent))
+		sent = seqframe.Fill(tx.Ring, region, hdr, sent, sent+min(uint64(burst), frames-sent))
 		tx.Sync(0)
 		if tx.Ring.Space() == 0 && tx.WantsInterrupt() {
 			irq.Wait(100)
@@ -302,17 +278,9 @@ func both(guests []*ptnetmap.Guest, irqs [][]*event.Event, frames uint64) guestR
 func sendAll(r *ptnetmap.GuestRing, irq *event.Event, frames uint64) {
 	region := r.Region()
 	for seq := uint64(0); seq < frames; {
-		ring := r.Ring
-		h := ring.Head()
-		for ; seq < frames && h != ring.Tail(); h = ring.Next(h) {
-			s := ring.Slot(h)
-			binary.LittleEndian.PutUint64(region.Buf(s.BufIdx)[seqOff:], seq)
-			s.Len = frameLen
-			seq++
-		}
-		ring.Advance(h)
+		seq = seqframe.Fill(r.Ring, region, nil, seq, frames)
 		r.Sync(0)
-		if ring.Space() == 0 && r.WantsInterrupt() {
+		if r.Ring.Space() == 0 && r.WantsInterrupt() {
 			irq.Wait(1000)
 		}
 	}
@@ -324,21 +292,11 @@ func recvAll(r *ptnetmap.GuestRing, irq *event.Event, frames uint64) (uint64, st
 	deadline := time.Now().Add(5 * time.Minute)
 	for seq < frames && time.Now().Before(deadline) {
 		r.Sync(0)
-		ring := r.Ring
-		h := ring.Head()
-		for ; h != ring.Tail(); h = ring.Next(h) {
-			s := ring.Slot(h)
-			if v := binary.LittleEndian.Uint64(region.Buf(s.BufIdx)[seqOff:]); v != seq || s.Len != frameLen {
-				return seq, fmt.Sprintf("expected frame %d, got %d (len %d)", seq, v, s.Len)
-			}
-			seq++
+		if err := seqframe.Check(r.Ring, region, &seq); err != nil {
+			return seq, err.Error()
 		}
-		ring.Advance(h)
-		if ring.Empty() {
-			r.Sync(0)
-			if ring.Empty() && r.WantsInterrupt() {
-				irq.Wait(1000)
-			}
+		if r.Sync(0) && r.Ring.Empty() && r.WantsInterrupt() {
+			irq.Wait(1000)
 		}
 	}
 	return seq, ""

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/seqframe"
 	"github.com/ptbhyve/ptbhyve/internal/shm"
 	"github.com/ptbhyve/ptbhyve/internal/testnet"
 	"github.com/ptbhyve/ptbhyve/netmap"
@@ -61,12 +62,12 @@ func runXDPSender() error {
 		return nil
 	}
 	pin(c.CPU)
-	tmpl := newFrame([6]byte{2, 0x70, 0x74, 0, 0, 9}, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	hdr := newFrame([6]byte{2, 0x70, 0x74, 0, 0, 9}, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	ring, region := p.If().TxRing(0), p.Region()
 	var sent uint64
 	start := time.Now()
 	for sent < c.Frames {
-		sent += fill(ring, region, &tmpl, sent, min(uint64(c.Burst), c.Frames-sent))
+		sent = seqframe.Fill(ring, region, hdr, sent, sent+min(uint64(c.Burst), c.Frames-sent))
 		if err := netmap.TxSync(p); err != nil {
 			return err
 		}
@@ -101,7 +102,7 @@ func (r *xdpReceiver) run(frames uint64) {
 			if b[12] != 0x88 || b[13] != 0xb5 {
 				continue // the kernel's own traffic
 			}
-			v := binary.LittleEndian.Uint64(b[seqOff:])
+			v := binary.LittleEndian.Uint64(b[seqframe.Off:])
 			if v < r.next {
 				r.reordered = true
 			}

@@ -3,12 +3,12 @@
 package kernel
 
 import (
-	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ptbhyve/ptbhyve/internal/event"
+	"github.com/ptbhyve/ptbhyve/internal/seqframe"
 	"github.com/ptbhyve/ptbhyve/netmap"
 	"github.com/ptbhyve/ptbhyve/ptnetmap"
 )
@@ -97,14 +97,7 @@ func exchange(t *testing.T, ends [2]guestEnd, total uint64) {
 			defer wg.Done()
 			r := src.tx.Ring
 			for seq, deadline := uint64(0), time.Now().Add(30*time.Second); seq < total && time.Now().Before(deadline); {
-				h := r.Head()
-				for ; seq < total && h != r.Tail(); h = r.Next(h) {
-					s := r.Slot(h)
-					binary.LittleEndian.PutUint64(src.region.Buf(s.BufIdx), seq)
-					s.Len = 60
-					seq++
-				}
-				r.Advance(h)
+				seq = seqframe.Fill(r, src.region, nil, seq, total)
 				src.txSync()
 				if r.Space() == 0 {
 					time.Sleep(50 * time.Microsecond) // TX completions: the guest polls
@@ -117,16 +110,10 @@ func exchange(t *testing.T, ends [2]guestEnd, total uint64) {
 			var seq uint64
 			for deadline := time.Now().Add(30 * time.Second); seq < total && time.Now().Before(deadline); {
 				dst.rxSync()
-				h := r.Head()
-				for ; h != r.Tail(); h = r.Next(h) {
-					s := r.Slot(h)
-					if v := binary.LittleEndian.Uint64(dst.region.Buf(s.BufIdx)); v != seq || s.Len < 60 {
-						t.Errorf("expected frame %d, got %d (len %d)", seq, v, s.Len)
-						return
-					}
-					seq++
+				if err := seqframe.Check(r, dst.region, &seq); err != nil {
+					t.Error(err)
+					return
 				}
-				r.Advance(h)
 				dst.wait()
 			}
 			if seq != total {
