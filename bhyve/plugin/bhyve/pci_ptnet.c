@@ -69,6 +69,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Memory-segment ids (VM_SYSMEM, VM_PCIROM, ...): 14.x declares them in
+ * vmmapi.h.  15.x moved them, with VM_MAXSYSMEM, to sys/dev/vmm/vmm_mem.h,
+ * which vmmapi.h does not include (15.x bhyve's pci_fbuf.c includes it
+ * itself).  The header is found through bhyve's -I${SRCTOP}/sys; on a tree
+ * without it (14.x) the ids come from vmmapi.h.
+ */
+#ifdef __has_include
+#if __has_include(<dev/vmm/vmm_mem.h>)
+#include <dev/vmm/vmm_mem.h>
+#endif
+#endif
 #include <vmmapi.h>
 
 #include "config.h"
